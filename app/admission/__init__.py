@@ -1,0 +1,1 @@
+"""One admission review, start to end: envelope, policy, references, snapshots, patch."""

@@ -1,0 +1,88 @@
+"""Answer one AdmissionReview: envelope in, pinning sequence, response out, metrics."""
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin
+from app.admission.review import AdmissionReview, response
+from app.admission.sources import Sources
+from app.metrics import Metrics
+
+log = logging.getLogger("configpin.admission")
+
+
+class EventSink(Protocol):
+    def warn(self, namespace: str, obj: Mapping[str, Any], reason: str, message: str) -> None:
+        """Record a Warning Event about `obj`; best effort, never raises."""
+
+
+class Admission:
+    def __init__(
+        self, sources: Sources, policy: Policy, metrics: Metrics, events: EventSink | None = None
+    ) -> None:
+        self._sources = sources
+        self._policy = policy
+        self._metrics = metrics
+        self._events = events
+
+    def review(self, review: AdmissionReview) -> dict[str, Any]:
+        request = review.request
+        kind = request.object_kind
+        assert request.object is not None  # parse_review refuses a review without one
+        started = time.perf_counter()
+        pin_request = PinRequest(
+            kind=kind,
+            operation=request.operation,
+            namespace=request.namespace
+            or (request.object.get("metadata") or {}).get("namespace", ""),
+            obj=request.object,
+            old=request.old_object,
+            dry_run=request.dry_run,
+        )
+        try:
+            outcome = pin(pin_request, self._sources, self._policy)
+        except Exception:
+            # A bug must not become an accidental denial: the kind's failure setting decides.
+            log.exception(
+                "internal error while pinning %s %s/%s", kind, pin_request.namespace, request.name
+            )
+            outcome = _internal_error(kind, self._policy)
+        if outcome.event and self._events is not None and not request.dry_run:
+            self._events.warn(pin_request.namespace, request.object, "PinningFailed", outcome.event)
+        self._record(kind, outcome, time.perf_counter() - started)
+        log.info(
+            "%s %s %s/%s: %s, %d patch operations%s",
+            request.operation,
+            kind,
+            pin_request.namespace,
+            request.name or (request.object.get("metadata") or {}).get("generateName", ""),
+            outcome.result,
+            len(outcome.patch),
+            " (dry run)" if request.dry_run else "",
+        )
+        for warning in outcome.warnings:
+            log.warning("%s", warning)
+        return response(request.uid, outcome)
+
+    def _record(self, kind: str, outcome: Outcome, seconds: float) -> None:
+        self._metrics.reviews.labels(kind=kind, outcome=outcome.result).inc()
+        self._metrics.latency.labels(kind=kind).observe(seconds)
+        if outcome.created:
+            self._metrics.snapshots.labels(result="created").inc(outcome.created)
+        if outcome.reused:
+            self._metrics.snapshots.labels(result="reused").inc(outcome.reused)
+        if outcome.api_failure:
+            self._metrics.api_errors.labels(kind=kind).inc()
+
+
+def _internal_error(kind: str, policy: Policy) -> Outcome:
+    if policy.on_failure("Deployment" if kind == "Deployment" else "Pod") == OnFailure.DENY:
+        return Outcome(
+            "error",
+            allowed=False,
+            denial="configpin failed (internal error); nothing was changed, retry the request",
+            status_code=500,
+        )
+    return Outcome("error", warnings=(f"configpin: internal error, {kind} admitted unpinned",))

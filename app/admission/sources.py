@@ -1,0 +1,34 @@
+"""What the pinning sequence needs from the cluster (or from manifest files, offline)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.domain.references import SourceKind
+
+
+@dataclass
+class SourceUnavailableError(Exception):
+    """The API could not be asked (timeout, 5xx, 403...) or a snapshot name is taken.
+
+    `detail` is written by the caller and never carries object content."""
+
+    action: str  # "read", "create snapshot of"
+    kind: SourceKind | str
+    namespace: str
+    name: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"could not {self.action} {self.kind} {self.namespace}/{self.name}: {self.detail}"
+
+
+class Sources(Protocol):
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The namespace's labels, None when it does not exist."""
+
+    def read(self, namespace: str, kind: SourceKind, name: str) -> Mapping[str, Any] | None:
+        """The current object, read-your-writes (no stale cache); None when absent."""
+
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
+        """Create-or-get. True when created, False when an identical one existed."""

@@ -1,0 +1,152 @@
+"""configpin's command line: serve, render, certs."""
+
+import argparse
+import datetime
+import logging
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.domain.naming import InvalidKeyError, check_key
+from app.kube.api import ApiError, ApiUnreachableError, RawApi
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("configpin")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="configpin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the admission webhook over HTTPS")
+    serve.add_argument("--cert", type=Path, required=True, help="serving certificate (PEM)")
+    serve.add_argument("--key", type=Path, required=True, help="serving private key (PEM)")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a webhook serves the cluster
+    serve.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
+    serve.add_argument("--key-file", type=Path, help="HMAC key file (CONFIGPIN_HMAC_KEY_FILE)")
+
+    render = commands.add_parser("render", help="pin Deployments and Pods in manifest files")
+    render.add_argument("-f", "--filename", type=Path, action="append", required=True)
+    render.add_argument("--key-file", type=Path, help="the cluster's HMAC key, for its names")
+
+    certs = commands.add_parser("certs", help="make a CA, a serving certificate and an HMAC key")
+    certs.add_argument("--out", type=Path, required=True)
+    certs.add_argument("--san", action="append", required=True, help="DNS name or IP address")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args, get_settings())
+    if args.command == "render":
+        return _render(args)
+    return _certs(args)
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return check_key(path.read_bytes().strip())
+    except OSError as error:
+        raise SystemExit(
+            f"configpin: cannot read the HMAC key file {path}: {error.strerror}"
+        ) from None
+    except InvalidKeyError as error:
+        raise SystemExit(f"configpin: {path}: {error}") from None
+
+
+def _render(args: argparse.Namespace) -> int:
+    from app.render import RenderError, dump, load_documents, render
+
+    if args.key_file:
+        key = _read_key(args.key_file)
+    else:
+        key = secrets.token_bytes(32)
+        print(
+            "configpin: no --key-file, using a random key: "
+            "snapshot names will differ from a cluster's",
+            file=sys.stderr,
+        )
+    try:
+        texts = [(str(path), path.read_text(encoding="utf-8")) for path in args.filename]
+        output = dump(render(load_documents(texts), key))
+    except OSError as error:
+        print(f"configpin: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print("configpin: input is not UTF-8 text", file=sys.stderr)
+        return 1
+    except RenderError as error:
+        print(f"configpin: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(output)  # all or nothing: built in full before the first byte
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from app.certs import write_bundle
+
+    now = datetime.datetime.now(datetime.UTC)
+    for path in write_bundle(args.out, args.san, now):
+        print(path)
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app.admission.pinner import Policy
+    from app.admission.service import Admission
+    from app.kube.api import connect
+    from app.kube.events import ClusterEvents
+    from app.kube.keys import ensure_hmac_key
+    from app.kube.sources import ClusterSources
+    from app.metrics import Metrics
+    from app.web.app import create_app
+    from app.web.serve import serve
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    kubeconfig = args.kubeconfig or settings.kubeconfig
+    api = RawApi(connect(str(kubeconfig) if kubeconfig else None), settings.api_timeout_seconds)
+    key_file = args.key_file or settings.hmac_key_file
+    if key_file:
+        key = _read_key(key_file)
+    elif settings.hmac_key_secret and settings.namespace:
+        key = ensure_hmac_key(api, settings.namespace, settings.hmac_key_secret)
+    else:
+        raise SystemExit(
+            "configpin: no HMAC key: give --key-file (CONFIGPIN_HMAC_KEY_FILE), or "
+            "CONFIGPIN_HMAC_KEY_SECRET with CONFIGPIN_NAMESPACE"
+        )
+    policy = Policy(
+        key=key,
+        own_namespace=settings.namespace,
+        deployment_failure=settings.deployment_failure,
+        pod_failure=settings.pod_failure,
+        missing_source=settings.missing_source,
+    )
+    metrics = Metrics()
+    admission = Admission(ClusterSources(api), policy, metrics, ClusterEvents(api))
+    ready = threading.Event()
+    threading.Thread(target=_wait_for_api, args=(api, ready), daemon=True).start()
+    app = create_app(admission, metrics, ready.is_set)
+    serve(app, args.host, args.port, args.cert, args.key, settings.log_level)
+    return 0
+
+
+def _wait_for_api(api: RawApi, ready: threading.Event) -> None:
+    """Ready once the API server answers: a replica that cannot read sources would only
+    fail its admissions."""
+    while True:
+        try:
+            api.request("GET", "/version")
+            ready.set()
+            return
+        except (ApiError, ApiUnreachableError) as error:
+            log.warning("API server not reachable yet: %s", error)
+            time.sleep(2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

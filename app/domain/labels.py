@@ -1,0 +1,25 @@
+"""The label, annotation and value names that make configpin's contract."""
+
+import re
+
+INJECT = "configpin.io/inject"  # label on namespaces ("enabled"); annotation opt-out ("false")
+INJECT_ENABLED = "enabled"
+INJECT_DISABLED = "false"
+LIVE = "configpin.io/live"
+PINS = "configpin.io/pins"
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "configpin"
+DIGEST = "configpin.io/digest"
+SOURCE = "configpin.io/source"
+SOURCE_NAME = "configpin.io/source-name"
+SOURCE_UID = "configpin.io/source-uid"
+SOURCE_RESOURCE_VERSION = "configpin.io/source-resource-version"
+
+NEVER_TOUCHED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and _LABEL_VALUE.match(value) is not None

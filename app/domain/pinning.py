@@ -1,0 +1,124 @@
+"""Pins: the `configpin.io/pins` annotation, template comparison and the JSON patch."""
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonpatch
+
+from app.domain import labels
+from app.domain.pointer import escape
+from app.domain.references import Reference, SourceKind, find_references
+
+Pins = dict[str, str]  # "configmap/app-config" -> "app-config-7k2m9x4q1z"
+
+
+def parse_pins(metadata: Mapping[str, Any] | None) -> Pins:
+    """The pins recorded on a template or Pod; an unreadable annotation counts as none."""
+    raw = ((metadata or {}).get("annotations") or {}).get(labels.PINS)
+    if not isinstance(raw, str):
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def encode_pins(pins: Mapping[str, str]) -> str:
+    """Compact, key-sorted JSON: the same pins always give the same bytes, so a template
+    written back by a rollback still equals its ReplicaSet's."""
+    return json.dumps(dict(sorted(pins.items())), separators=(",", ":"))
+
+
+def snapshot_sources(*all_pins: Pins) -> dict[tuple[SourceKind, str], str]:
+    """(kind, snapshot name) -> source name, from pins annotations."""
+    mapping: dict[tuple[SourceKind, str], str] = {}
+    for pins in all_pins:
+        for source_key, snapshot in pins.items():
+            kind, _, source = source_key.partition("/")
+            if kind in ("configmap", "secret") and source:
+                mapping[(kind, snapshot)] = source  # type: ignore[index]
+    return mapping
+
+
+def unpinned_template(template: Mapping[str, Any], pins: Iterable[Pins]) -> dict[str, Any]:
+    """`template` with pinned names mapped back to their sources and the pins annotation
+    set aside: two templates that differ only by their pins compare equal."""
+    to_source = snapshot_sources(*pins)
+    result = copy.deepcopy(dict(template))
+    ops = [
+        {"op": "replace", "path": ref.pointer, "value": to_source[(ref.kind, ref.name)]}
+        for ref in find_references(result.get("spec") or {}, "/spec")
+        if (ref.kind, ref.name) in to_source
+    ]
+    result = dict(jsonpatch.apply_patch(result, ops))
+    metadata = result.get("metadata")
+    if isinstance(metadata, dict):
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop(labels.PINS, None)
+            if not annotations:
+                del metadata["annotations"]
+        if not metadata:
+            del result["metadata"]
+    return result
+
+
+def patch_operations(
+    obj: Mapping[str, Any],
+    references: Iterable[Reference],
+    names: Mapping[str, str],
+    metadata_pointer: str,
+    pins_value: str | None,
+) -> list[dict[str, Any]]:
+    """JSON patch setting each reference to `names[ref.pointer]` and the pins annotation
+    of the metadata at `metadata_pointer` to `pins_value` (None removes it)."""
+    ops: list[dict[str, Any]] = [
+        {"op": "replace", "path": ref.pointer, "value": names[ref.pointer]}
+        for ref in references
+        if names.get(ref.pointer, ref.name) != ref.name
+    ]
+    metadata = _resolve(obj, metadata_pointer)
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    current = annotations.get(labels.PINS) if isinstance(annotations, dict) else None
+    if pins_value == current:
+        return ops
+    key_pointer = f"{metadata_pointer}/annotations/{escape(labels.PINS)}"
+    if pins_value is None:
+        ops.append({"op": "remove", "path": key_pointer})
+    elif not isinstance(metadata, dict):
+        ops.append(
+            {
+                "op": "add",
+                "path": metadata_pointer,
+                "value": {"annotations": {labels.PINS: pins_value}},
+            }
+        )
+    elif not isinstance(annotations, dict):
+        ops.append(
+            {
+                "op": "add",
+                "path": f"{metadata_pointer}/annotations",
+                "value": {labels.PINS: pins_value},
+            }
+        )
+    else:
+        ops.append({"op": "add", "path": key_pointer, "value": pins_value})
+    return ops
+
+
+def _resolve(obj: Any, pointer: str) -> Any:
+    node = obj
+    for raw in pointer.split("/")[1:]:
+        segment = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping):
+            node = node.get(segment)
+        elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
+            node = node[int(segment)]
+        else:
+            return None
+    return node

@@ -1,0 +1,87 @@
+"""Raw JSON requests to the API server through the official client's transport.
+
+Objects stay plain dicts end to end: a typed round-trip can drop fields the client's
+models do not know, and a snapshot must copy its source exactly.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+
+@dataclass
+class ApiError(Exception):
+    """The API server answered with an error status. Carries no response body: a body
+    can echo the object that was sent, Secret data included."""
+
+    status: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"the API answered {self.status} {self.reason}".rstrip()
+
+
+class ApiUnreachableError(Exception):
+    pass
+
+
+def connect(kubeconfig: str | None) -> client.ApiClient:
+    """A client from a kubeconfig file, or from the Pod's service account in a cluster."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    else:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+class RawApi:
+    def __init__(self, api_client: client.ApiClient, timeout_seconds: float) -> None:
+        self._client = api_client
+        self._timeout = timeout_seconds
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The object at `path`, or None when it does not exist."""
+        try:
+            return self.request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path, body=body)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = self._client.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        try:
+            response = self._client.call_api(*params, _request_timeout=self._timeout)
+            data = response.read()  # type: ignore[no-untyped-call]
+        except urllib3.exceptions.TimeoutError:
+            raise ApiUnreachableError(f"no answer within {self._timeout:g}s") from None
+        except urllib3.exceptions.HTTPError as error:
+            raise ApiUnreachableError(f"connection failed ({type(error).__name__})") from None
+        except ApiException:  # the client's wrapper for TLS failures
+            raise ApiUnreachableError("TLS handshake with the API server failed") from None
+        if not 200 <= response.status < 300:
+            raise ApiError(response.status, response.reason or "")
+        parsed = json.loads(data) if data else {}
+        return parsed if isinstance(parsed, dict) else {}

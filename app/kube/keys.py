@@ -1,0 +1,39 @@
+"""The cluster's HMAC key kept in a Secret that configpin creates once and never changes."""
+
+import base64
+
+from app.certs import new_hmac_key
+from app.domain.naming import check_key
+from app.kube.api import ApiError, RawApi
+
+KEY_FIELD = "key"
+
+
+def ensure_hmac_key(api: RawApi, namespace: str, name: str) -> bytes:
+    """Create-or-get: replicas starting together converge on the first one written, and an
+    upgrade finds the key it had, so snapshot names stay stable."""
+    path = f"/api/v1/namespaces/{namespace}/secrets"
+    secret = api.get(f"{path}/{name}")
+    if secret is None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "configpin"},
+            },
+            "type": "Opaque",
+            "data": {KEY_FIELD: base64.b64encode(new_hmac_key()).decode()},
+            "immutable": True,
+        }
+        try:
+            secret = api.create(path, body)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            secret = api.get(f"{path}/{name}")
+    encoded = ((secret or {}).get("data") or {}).get(KEY_FIELD)
+    if not isinstance(encoded, str):
+        raise ValueError(f"Secret {namespace}/{name} has no '{KEY_FIELD}' entry")
+    return check_key(base64.b64decode(encoded).strip())

@@ -1,0 +1,90 @@
+"""Sources read from and snapshots written to the cluster, for the pinning sequence."""
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from app.admission.sources import SourceUnavailableError
+from app.domain.references import SourceKind
+from app.domain.snapshots import is_snapshot, snapshot_digest
+from app.kube.api import ApiError, ApiUnreachableError, RawApi
+
+RESOURCE = {"configmap": "configmaps", "secret": "secrets"}
+
+# Namespace labels change rarely and the chart's namespaceSelector filters first; a short
+# cache spares one API call per admission and follows an opt-out within this many seconds.
+NAMESPACE_CACHE_SECONDS = 10.0
+
+
+class ClusterSources:
+    def __init__(self, api: RawApi, clock: Callable[[], float] = time.monotonic) -> None:
+        self._api = api
+        self._clock = clock
+        self._namespaces: dict[str, tuple[float, Mapping[str, str] | None]] = {}
+        self._lock = threading.Lock()
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        now = self._clock()
+        with self._lock:
+            cached = self._namespaces.get(namespace)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        obj = self._call(
+            "read",
+            "namespace",
+            "",
+            namespace,
+            lambda: self._api.get(f"/api/v1/namespaces/{namespace}"),
+        )
+        found = None if obj is None else dict((obj.get("metadata") or {}).get("labels") or {})
+        with self._lock:
+            self._namespaces[namespace] = (now + NAMESPACE_CACHE_SECONDS, found)
+        return found
+
+    def read(self, namespace: str, kind: SourceKind, name: str) -> Mapping[str, Any] | None:
+        # A direct GET is a quorum read: an edit followed at once by a rollout is seen.
+        path = f"/api/v1/namespaces/{namespace}/{RESOURCE[kind]}/{name}"
+        found: Mapping[str, Any] | None = self._call(
+            "read", kind, namespace, name, lambda: self._api.get(path)
+        )
+        return found
+
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
+        kind: SourceKind = "secret" if snapshot["kind"] == "Secret" else "configmap"
+        namespace = snapshot["metadata"]["namespace"]
+        name = snapshot["metadata"]["name"]
+        collection = f"/api/v1/namespaces/{namespace}/{RESOURCE[kind]}"
+        try:
+            self._api.create(collection, snapshot)
+            return True
+        except ApiError as error:
+            if error.status != 409:
+                raise SourceUnavailableError(
+                    "create snapshot", kind, namespace, name, str(error)
+                ) from None
+        except ApiUnreachableError as error:
+            raise SourceUnavailableError(
+                "create snapshot", kind, namespace, name, str(error)
+            ) from None
+        # AlreadyExists: the same content made by another replica, a retry or an earlier
+        # rollout is success; anything else holding the name is not ours to use.
+        existing = self._call(
+            "read", kind, namespace, name, lambda: self._api.get(f"{collection}/{name}")
+        )
+        if (
+            existing is not None
+            and is_snapshot(existing)
+            and snapshot_digest(existing) == snapshot_digest(snapshot)
+        ):
+            return False
+        raise SourceUnavailableError(
+            "create snapshot", kind, namespace, name, "the name is taken by another object"
+        )
+
+    @staticmethod
+    def _call(action: str, kind: str, namespace: str, name: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (ApiError, ApiUnreachableError) as error:
+            raise SourceUnavailableError(action, kind, namespace, name, str(error)) from None

@@ -1,0 +1,129 @@
+"""`configpin render`: the webhook's pinning, offline, over manifest files.
+
+Like `istioctl kube-inject`, the same pinning sequence runs on documents instead of a
+cluster: every namespace counts as opted in and sources come from the files.
+"""
+
+import base64
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonpatch
+import yaml
+
+from app.admission.pinner import ObjectKind, PinRequest, Policy, pin
+from app.domain.references import SourceKind
+from app.domain.snapshots import SOURCE_KIND
+
+DEFAULT_NAMESPACE = "default"
+PINNED_KINDS: dict[tuple[str, str], ObjectKind] = {
+    ("v1", "Pod"): "Pod",
+    ("apps/v1", "Deployment"): "Deployment",
+}
+
+
+class RenderError(Exception):
+    pass
+
+
+def load_documents(texts: Iterable[tuple[str, str]]) -> list[Any]:
+    """Every YAML document of every (file name, text), in order; empty documents dropped."""
+    documents: list[Any] = []
+    for filename, text in texts:
+        try:
+            documents.extend(doc for doc in yaml.safe_load_all(text) if doc is not None)
+        except yaml.YAMLError as error:
+            raise RenderError(f"{filename}: invalid YAML{_where(error)}") from None
+    return documents
+
+
+def _where(error: yaml.YAMLError) -> str:
+    # Only the position and the problem: PyYAML's own message quotes the offending line,
+    # which could be a Secret value.
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{position}: {problem}" if problem else position
+
+
+class ManifestSources:
+    """ConfigMaps and Secrets found in the documents; snapshots collected, not written."""
+
+    def __init__(self, documents: Iterable[Any]) -> None:
+        self._objects: dict[tuple[str, SourceKind, str], Mapping[str, Any]] = {}
+        self.created: dict[tuple[str, SourceKind, str], Mapping[str, Any]] = {}
+        for doc in documents:
+            kind = _source_kind(doc)
+            if kind is not None:
+                self._objects[_key(doc, kind)] = _as_stored(doc)
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        return {}
+
+    def read(self, namespace: str, kind: SourceKind, name: str) -> Mapping[str, Any] | None:
+        return self._objects.get((namespace, kind, name))
+
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
+        key = _key(snapshot, SOURCE_KIND[snapshot["kind"]])
+        if key in self._objects or key in self.created:
+            return False
+        self.created[key] = snapshot
+        return True
+
+
+def render(documents: list[Any], key: bytes) -> list[Any]:
+    """Pinned copies of `documents` followed by each new snapshot once, sorted by name."""
+    sources = ManifestSources(documents)
+    policy = Policy(key=key, check_namespace_label=False)
+    output: list[Any] = []
+    missing: list[str] = []
+    for doc in documents:
+        kind = _pinned_kind(doc)
+        if kind is None:
+            output.append(doc)
+            continue
+        namespace = (doc.get("metadata") or {}).get("namespace") or DEFAULT_NAMESPACE
+        outcome = pin(PinRequest(kind, "CREATE", namespace, doc), sources, policy)
+        missing.extend(outcome.missing)
+        output.append(jsonpatch.apply_patch(doc, outcome.patch) if outcome.patch else doc)
+    if missing:
+        raise RenderError("required sources not found: " + ", ".join(dict.fromkeys(missing)))
+    snapshots = sorted(sources.created.values(), key=lambda s: (s["metadata"]["name"], s["kind"]))
+    return output + snapshots
+
+
+def dump(documents: list[Any]) -> str:
+    return yaml.safe_dump_all(
+        documents, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+
+
+def _pinned_kind(doc: Any) -> ObjectKind | None:
+    if not isinstance(doc, dict):
+        return None
+    return PINNED_KINDS.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+
+
+def _source_kind(doc: Any) -> SourceKind | None:
+    if isinstance(doc, dict) and doc.get("apiVersion") == "v1" and doc.get("kind") in SOURCE_KIND:
+        return SOURCE_KIND[doc["kind"]]
+    return None
+
+
+def _key(doc: Mapping[str, Any], kind: SourceKind) -> tuple[str, SourceKind, str]:
+    metadata = doc.get("metadata") or {}
+    return (metadata.get("namespace") or DEFAULT_NAMESPACE, kind, metadata.get("name", ""))
+
+
+def _as_stored(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object as the API server would store it: a Secret's stringData is folded into
+    data, base64-encoded, so snapshot names match the cluster's."""
+    if doc.get("kind") != "Secret" or not doc.get("stringData"):
+        return doc
+    stored = copy.deepcopy(dict(doc))
+    data = dict(stored.get("data") or {})
+    for name, value in stored.pop("stringData").items():
+        data[name] = base64.b64encode(str(value).encode()).decode()
+    stored["data"] = data
+    return stored

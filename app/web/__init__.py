@@ -1,0 +1,1 @@
+"""The only package that imports FastAPI and uvicorn."""

@@ -1,0 +1,82 @@
+"""HTTP routes: /mutate for AdmissionReviews, health, readiness and metrics."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.admission.review import BadReviewError, parse_review
+from app.admission.service import Admission
+from app.metrics import Metrics
+
+log = logging.getLogger("configpin.web")
+
+# An AdmissionReview carries the object and, on UPDATE, the old object: etcd caps one
+# object near 1.5 MiB, so 7 MiB leaves room for both plus JSON overhead (as
+# controller-runtime does); anything larger is not a review the API server sends.
+MAX_BODY_BYTES = 7 * 1024 * 1024
+
+
+def create_app(admission: Admission, metrics: Metrics, ready: Callable[[], bool]) -> FastAPI:
+    app = FastAPI(title="configpin", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/mutate")
+    async def mutate(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return _error(
+                metrics,
+                415,
+                f"expected Content-Type application/json, got {content_type or 'none'}",
+            )
+        body = await _read_capped(request)
+        if body is None:
+            return _error(metrics, 413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            review = parse_review(body)
+        except BadReviewError as error:
+            return _error(metrics, 400, str(error))
+        # The Kubernetes client is synchronous: keep it off the event loop.
+        answer = await anyio.to_thread.run_sync(admission.review, review)
+        return JSONResponse(answer)
+
+    @app.get("/healthz")
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    def readyz() -> PlainTextResponse:
+        if ready():
+            return PlainTextResponse("ok")
+        return PlainTextResponse("not ready", status_code=503)
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _read_capped(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(metrics: Metrics, status: int, message: str) -> JSONResponse:
+    metrics.bad_requests.labels(status=str(status)).inc()
+    log.warning("refused a request with %d: %s", status, message)
+    content: dict[str, Any] = {"error": message}
+    return JSONResponse(content, status_code=status)

@@ -1,0 +1,75 @@
+"""Serve the app over TLS with uvicorn, reloading a rotated certificate in place."""
+
+import hashlib
+import logging
+import ssl
+import threading
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+log = logging.getLogger("configpin.tls")
+
+# Secret volumes are updated by an atomic symlink swap that file watchers miss, so the
+# files are polled; a minute is far inside any renewal window.
+CERT_POLL_SECONDS = 30.0
+
+
+class CertificateReloader:
+    """Loads the certificate into the live SSL context whenever the files change: new
+    handshakes use the new certificate, open connections finish on the old one."""
+
+    def __init__(self, context: ssl.SSLContext, cert: Path, key: Path) -> None:
+        self._context = context
+        self._cert = cert
+        self._key = key
+        self._fingerprint = self._read_fingerprint()
+        self._stop = threading.Event()
+
+    def _read_fingerprint(self) -> str:
+        return hashlib.sha256(self._cert.read_bytes() + self._key.read_bytes()).hexdigest()
+
+    def check(self) -> bool:
+        """Reload when the files changed; True when a new certificate was loaded."""
+        try:
+            fingerprint = self._read_fingerprint()
+            if fingerprint == self._fingerprint:
+                return False
+            self._context.load_cert_chain(self._cert, self._key)
+        except (OSError, ssl.SSLError) as error:
+            # Mid-rotation the pair can be inconsistent for a moment: keep serving the old.
+            log.warning("certificate not reloaded yet: %s", type(error).__name__)
+            return False
+        self._fingerprint = fingerprint
+        log.info("reloaded the serving certificate from %s", self._cert)
+        return True
+
+    def run(self, interval: float = CERT_POLL_SECONDS) -> None:
+        while not self._stop.wait(interval):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def serve(app: FastAPI, host: str, port: int, cert: Path, key: Path, log_level: str) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level=log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    config.load()
+    assert config.ssl is not None
+    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    reloader = CertificateReloader(config.ssl, cert, key)
+    threading.Thread(target=reloader.run, name="cert-reloader", daemon=True).start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        reloader.stop()
