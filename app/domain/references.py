@@ -41,6 +41,7 @@ LIVE_FIELDS: dict[str, SourceKind] = {
     "volumes[].csi.nodePublishSecretRef.name": "secret",
     "volumes[].flexVolume.secretRef.name": "secret",
     "volumes[].cephfs.secretRef.name": "secret",
+    "volumes[].cinder.secretRef.name": "secret",
     "volumes[].rbd.secretRef.name": "secret",
     "volumes[].iscsi.secretRef.name": "secret",
     "volumes[].azureFile.secretName": "secret",
