@@ -66,6 +66,16 @@ class RawApi:
         body: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        return self.request_with_headers(method, path, body, content_type)[0]
+
+    def request_with_headers(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The answer and its headers (admission warnings arrive as `Warning` headers)."""
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
@@ -84,4 +94,4 @@ class RawApi:
         if not 200 <= response.status < 300:
             raise ApiError(response.status, response.reason or "")
         parsed = json.loads(data) if data else {}
-        return parsed if isinstance(parsed, dict) else {}
+        return (parsed if isinstance(parsed, dict) else {}), list(response.headers.items())

@@ -1,0 +1,39 @@
+# The two commands: `make demo` (the blue-green story on a local control plane) and
+# `make test` (lint, type checks, unit, chart and end-to-end tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install lint unit test demo cluster-build cluster-down clean
+
+$(BIN)/configpin: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(BIN)/configpin
+
+lint: install
+	$(BIN)/ruff check app tests devkit
+	$(BIN)/ruff format --check app tests devkit
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -m "not e2e"
+
+# Builds (or reuses) the control plane and helm, then runs everything.
+test: lint cluster-build
+	$(BIN)/pytest
+
+demo: install cluster-build
+	PATH="$(abspath $(BIN)):$$PATH" scripts/demo
+
+cluster-build:
+	scripts/dev-cluster build
+	scripts/helm version --short >/dev/null
+
+cluster-down:
+	scripts/dev-cluster down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

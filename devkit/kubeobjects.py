@@ -1,0 +1,110 @@
+"""Raw Kubernetes object helpers for the end-to-end tests and the demo."""
+
+import base64
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from app.kube.api import ApiError, RawApi
+
+T = TypeVar("T")
+
+PLURALS = {
+    "Namespace": "namespaces",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "Pod": "pods",
+    "ServiceAccount": "serviceaccounts",
+    "Deployment": "deployments",
+    "ReplicaSet": "replicasets",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+    "Event": "events",
+}
+
+
+def collection(api_version: str, kind: str, namespace: str | None) -> str:
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{prefix}{scope}/{PLURALS[kind]}"
+
+
+def path_of(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
+
+
+def create(api: RawApi, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    meta = obj["metadata"]
+    path = collection(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+    return api.request("POST", path + ("?dryRun=All" if dry_run else ""), body=obj)
+
+
+def apply(api: RawApi, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    """Server-side apply, as `kubectl apply --server-side` does."""
+    query = "?fieldManager=e2e&force=true" + ("&dryRun=All" if dry_run else "")
+    return api.request(
+        "PATCH", path_of(obj) + query, body=obj, content_type="application/apply-patch+yaml"
+    )
+
+
+def patch(api: RawApi, obj: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """A strategic merge patch, as `kubectl patch` and `kubectl rollout restart` send."""
+    return api.request(
+        "PATCH", path_of(obj), body=body, content_type="application/strategic-merge-patch+json"
+    )
+
+
+def update(api: RawApi, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    return api.request("PUT", path_of(obj) + ("?dryRun=All" if dry_run else ""), body=obj)
+
+
+def get(
+    api: RawApi, api_version: str, kind: str, namespace: str | None, name: str
+) -> dict[str, Any] | None:
+    return api.get(f"{collection(api_version, kind, namespace)}/{name}")
+
+
+def items(
+    api: RawApi, api_version: str, kind: str, namespace: str, selector: str = ""
+) -> list[dict[str, Any]]:
+    query = f"?labelSelector={selector}" if selector else ""
+    found: list[dict[str, Any]] = api.request(
+        "GET", collection(api_version, kind, namespace) + query
+    ).get("items", [])
+    return found
+
+
+def delete(api: RawApi, obj: Mapping[str, Any]) -> None:
+    try:
+        api.request("DELETE", path_of(obj))
+    except ApiError as error:
+        if error.status != 404:
+            raise
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 60, what: str = "condition") -> T:
+    """Poll until `check` returns something truthy; the controllers work asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def create_with_warnings(api: RawApi, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Create `obj` and return it with the admission warnings the client was shown."""
+    meta = obj["metadata"]
+    path = collection(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+    created, headers = api.request_with_headers("POST", path, body=obj)
+    return created, [value for name, value in headers if name.lower() == "warning"]

@@ -1,0 +1,175 @@
+"""configpin serving on loopback as the API server will call it: over TLS, under the chart's
+ServiceAccount and RBAC (not as cluster admin), registered by URL with the chart's webhook
+configuration."""
+
+import base64
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from app.kube.api import RawApi
+from devkit.kubeobjects import create, delete, eventually, get
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_NAMESPACE = "configpin-system"
+RELEASE = "configpin"
+
+
+def helm_template(*values: str, show_only: list[str] | None = None) -> list[dict[str, Any]]:
+    """The chart rendered by `scripts/helm template` with `--set` values."""
+    args = [
+        str(REPO_ROOT / "scripts" / "helm"),
+        "template",
+        RELEASE,
+        str(REPO_ROOT / "charts" / "configpin"),
+        "--namespace",
+        SYSTEM_NAMESPACE,
+    ]
+    for value in values:
+        args += ["--set", value]
+    for template in show_only or []:
+        args += ["--show-only", template]
+    rendered = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def webhook_identity(
+    admin: RawApi, admin_kubeconfig: str, workdir: Path, *chart_values: str
+) -> str:
+    """A kubeconfig holding a token of the chart's ServiceAccount, bound to the chart's RBAC:
+    configpin runs with exactly what it will have in a cluster."""
+    if get(admin, "v1", "Namespace", None, SYSTEM_NAMESPACE) is None:
+        create(
+            admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}
+        )
+    values = chart_values or ("tls.mode=cert-manager",)
+    for obj in helm_template(
+        *values, show_only=["templates/serviceaccount.yaml", "templates/rbac.yaml"]
+    ):
+        delete(admin, obj)
+        create(admin, obj)
+    token = admin.request(
+        "POST",
+        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/serviceaccounts/{RELEASE}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 86400},
+        },
+    )["status"]["token"]
+    cluster = yaml.safe_load(Path(admin_kubeconfig).read_text())["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "dev", "cluster": cluster}],
+        "users": [{"name": RELEASE, "user": {"token": token}}],
+        "contexts": [{"name": RELEASE, "context": {"cluster": "dev", "user": RELEASE}}],
+        "current-context": RELEASE,
+    }
+    path = workdir / "webhook.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return str(path)
+
+
+class Webhook:
+    """`configpin serve` as a child process on a free loopback port, with certificates and
+    an HMAC key from `configpin certs`."""
+
+    def __init__(
+        self, kubeconfig: str, workdir: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.certs = workdir / "certs"
+        self.log = workdir / "webhook.log"
+        self.env = dict(env or {})
+        subprocess.run(
+            [sys.executable, "-m", "app", "certs", "--out", str(self.certs), "--san", "127.0.0.1"],
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_bundle(self) -> str:
+        return base64.b64encode((self.certs / "ca.crt").read_bytes()).decode()
+
+    def start(self) -> None:
+        env = {**os.environ, "CONFIGPIN_NAMESPACE": SYSTEM_NAMESPACE, **self.env}
+        command = [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--cert",
+            str(self.certs / "tls.crt"),
+            "--key",
+            str(self.certs / "tls.key"),
+            "--kubeconfig",
+            self.kubeconfig,
+            "--key-file",
+            str(self.certs / "hmac.key"),
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+            )
+        context = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+
+        def ready() -> bool:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"configpin serve exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                return httpx.get(f"{self.url}/readyz", verify=context, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(ready, timeout=60, what="configpin serve to be ready")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def register(self, admin: RawApi) -> dict[str, Any]:
+        """The chart's MutatingWebhookConfiguration, pointed at this process by URL."""
+        config = helm_template(
+            "tls.mode=cert-manager",
+            f"webhook.url={self.url}",
+            f"webhook.caBundle={self.ca_bundle}",
+            show_only=["templates/mutatingwebhookconfiguration.yaml"],
+        )[0]
+        delete(admin, config)
+        create(admin, config)
+        time.sleep(1)  # the API server's informer on webhook configurations catches up
+        return config

@@ -1,0 +1,409 @@
+"""configpin behind a real kube-apiserver and controller manager, driven as operators do."""
+
+import copy
+import datetime
+import json
+import time
+from typing import Any
+
+import pytest
+
+from app.kube.api import ApiError, RawApi
+from devkit.kubeobjects import (
+    apply,
+    b64,
+    create,
+    create_with_warnings,
+    eventually,
+    get,
+    items,
+    patch,
+    update,
+)
+from devkit.localwebhook import Webhook
+from tests.e2e.conftest import Namespaces
+
+PINS = "configpin.io/pins"
+DB_PASSWORD = "e2e-sentinel-db-password-4417"
+TOKEN = "e2e-sentinel-api-token-9921"
+
+
+def configmap(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "data": data,
+    }
+
+
+def secret(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
+    encoded = {key: b64(value) for key, value in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "type": "Opaque",
+        "data": encoded,
+    }
+
+
+def web_deployment(
+    namespace: str, image: str = "registry.example/web:1", **meta: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace, **meta},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "env": [
+                                {
+                                    "name": "DB_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "db", "key": "password"}
+                                    },
+                                }
+                            ],
+                            "envFrom": [{"secretRef": {"name": "db"}}],
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/web"},
+                                {"name": "bundle", "mountPath": "/etc/bundle"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": "app-config"}},
+                        {
+                            "name": "bundle",
+                            "projected": {
+                                "sources": [
+                                    {"configMap": {"name": "app-config"}},
+                                    {"secret": {"name": "api-token"}},
+                                ]
+                            },
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
+def seed(admin: RawApi, namespace: str, color: str = "blue") -> None:
+    create(admin, configmap(namespace, "app-config", {"color": color}))
+    create(admin, secret(namespace, "db", {"password": DB_PASSWORD}))
+    create(admin, secret(namespace, "api-token", {"token": TOKEN}))
+
+
+def references(template: dict[str, Any]) -> dict[str, str]:
+    """The names each reference of the web template points at."""
+    spec = template["spec"]
+    container = spec["containers"][0]
+    projected = spec["volumes"][1]["projected"]["sources"]
+    return {
+        "env": container["env"][0]["valueFrom"]["secretKeyRef"]["name"],
+        "envFrom": container["envFrom"][0]["secretRef"]["name"],
+        "volume": spec["volumes"][0]["configMap"]["name"],
+        "projected-configmap": projected[0]["configMap"]["name"],
+        "projected-secret": projected[1]["secret"]["name"],
+    }
+
+
+def replica_sets(admin: RawApi, namespace: str) -> list[dict[str, Any]]:
+    found = items(admin, "apps/v1", "ReplicaSet", namespace, "app=web")
+    return sorted(
+        found,
+        key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]),
+    )
+
+
+def wait_for_replica_sets(admin: RawApi, namespace: str, count: int) -> list[dict[str, Any]]:
+    def settled() -> list[dict[str, Any]] | None:
+        found = replica_sets(admin, namespace)
+        return found if len(found) == count else None
+
+    return eventually(settled, what=f"{count} ReplicaSets in {namespace}")
+
+
+def without_hash(template: dict[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(template)
+    result["metadata"]["labels"].pop("pod-template-hash", None)
+    return result
+
+
+def restart(admin: RawApi, deployment: dict[str, Any]) -> dict[str, Any]:
+    """What `kubectl rollout restart` sends."""
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    body = {
+        "spec": {
+            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
+        }
+    }
+    return patch(admin, deployment, body)
+
+
+def snapshot_data(admin: RawApi, namespace: str, kind: str, name: str) -> dict[str, str]:
+    obj = get(admin, "v1", kind, namespace, name)
+    assert obj is not None, f"{kind} {namespace}/{name} does not exist"
+    assert obj["immutable"] is True
+    assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "configpin"
+    data: dict[str, str] = obj["data"]
+    return data
+
+
+def test_deployment_replicasets_and_pods_are_pinned_to_identical_immutable_copies(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    created = create(admin, web_deployment(ns))
+    refs = references(created["spec"]["template"])
+    assert refs["volume"].startswith("app-config-") and refs["env"].startswith("db-")
+    assert refs["volume"] == refs["projected-configmap"] and refs["env"] == refs["envFrom"]
+    assert refs["projected-secret"].startswith("api-token-")
+    pins = json.loads(created["spec"]["template"]["metadata"]["annotations"][PINS])
+    assert pins == {
+        "configmap/app-config": refs["volume"],
+        "secret/db": refs["env"],
+        "secret/api-token": refs["projected-secret"],
+    }
+
+    assert snapshot_data(admin, ns, "ConfigMap", refs["volume"]) == {"color": "blue"}
+    assert snapshot_data(admin, ns, "Secret", refs["env"]) == {"password": b64(DB_PASSWORD)}
+    assert snapshot_data(admin, ns, "Secret", refs["projected-secret"]) == {"token": b64(TOKEN)}
+
+    [rs] = wait_for_replica_sets(admin, ns, 1)
+    assert references(rs["spec"]["template"]) == refs
+    pod = eventually(lambda: items(admin, "v1", "Pod", ns, "app=web"), what="a Pod")[0]
+    assert references(pod) == refs
+
+
+def test_edit_then_restart_pins_the_new_replicaset_and_rollback_restores_the_old(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    deployment = create(admin, web_deployment(ns))
+    [first] = wait_for_replica_sets(admin, ns, 1)
+    old_refs = references(first["spec"]["template"])
+
+    # Edit the ConfigMap, then restart at once: the read must not be stale.
+    edited = get(admin, "v1", "ConfigMap", ns, "app-config")
+    assert edited is not None
+    edited["data"] = {"color": "green"}
+    update(admin, edited)
+    restart(admin, deployment)
+    first, second = wait_for_replica_sets(admin, ns, 2)
+    new_refs = references(second["spec"]["template"])
+    assert new_refs["volume"] != old_refs["volume"]
+    assert snapshot_data(admin, ns, "ConfigMap", new_refs["volume"]) == {"color": "green"}
+    assert references(first["spec"]["template"]) == old_refs
+    assert snapshot_data(admin, ns, "ConfigMap", old_refs["volume"]) == {"color": "blue"}
+    assert new_refs["env"] == old_refs["env"]  # unchanged Secret: the same snapshot
+
+    # `kubectl rollout undo`: the old ReplicaSet's template written back.
+    current = get(admin, "apps/v1", "Deployment", ns, "web")
+    assert current is not None
+    admin.request(
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+        body=[
+            {
+                "op": "replace",
+                "path": "/spec/template",
+                "value": without_hash(first["spec"]["template"]),
+            }
+        ],
+        content_type="application/json-patch+json",
+    )
+    rolled_back = get(admin, "apps/v1", "Deployment", ns, "web")
+    assert rolled_back is not None
+    assert references(rolled_back["spec"]["template"]) == old_refs
+    time.sleep(2)
+    sets = wait_for_replica_sets(admin, ns, 2)  # the old ReplicaSet is reused, none is made
+    newest = sets[-1]
+    assert newest["metadata"]["name"] == first["metadata"]["name"]
+    assert snapshot_data(admin, ns, "ConfigMap", old_refs["volume"]) == {"color": "blue"}
+
+
+def test_reapplying_an_unchanged_manifest_makes_no_new_replicaset(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    manifest = web_deployment(ns)
+    apply(admin, manifest)
+    [rs] = wait_for_replica_sets(admin, ns, 1)
+    stored = get(admin, "apps/v1", "Deployment", ns, "web")
+    assert stored is not None
+
+    # Edited but not rolled out: a re-apply must not roll it out either.
+    create_or_replace = get(admin, "v1", "ConfigMap", ns, "app-config")
+    assert create_or_replace is not None
+    create_or_replace["data"] = {"color": "red"}
+    update(admin, create_or_replace)
+
+    applied = apply(admin, manifest)  # server-side apply of the same manifest
+    assert applied["spec"]["template"] == stored["spec"]["template"]
+    replaced = copy.deepcopy(manifest)  # a client-side update with the manifest's template
+    replaced["metadata"]["resourceVersion"] = applied["metadata"]["resourceVersion"]
+    replaced["spec"]["template"] = manifest["spec"]["template"]
+    merged = copy.deepcopy(applied)
+    merged["spec"]["template"] = manifest["spec"]["template"]
+    updated = update(admin, merged)
+    assert updated["spec"]["template"] == stored["spec"]["template"]
+    assert updated["metadata"]["generation"] == stored["metadata"]["generation"]
+    time.sleep(2)
+    assert [r["metadata"]["name"] for r in replica_sets(admin, ns)] == [rs["metadata"]["name"]]
+
+
+def test_server_side_dry_run_shows_the_real_names_and_writes_nothing(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    dry = create(admin, web_deployment(ns), dry_run=True)
+    assert get(admin, "apps/v1", "Deployment", ns, "web") is None
+    assert items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin") == []
+    assert items(admin, "v1", "Secret", ns, "app.kubernetes.io/managed-by=configpin") == []
+    real = create(admin, web_deployment(ns))
+    assert references(dry["spec"]["template"]) == references(real["spec"]["template"])
+
+    # A changed template after an edit: the dry-run names equal the real update's.
+    edited = get(admin, "v1", "ConfigMap", ns, "app-config")
+    assert edited is not None
+    edited["data"] = {"color": "purple"}
+    update(admin, edited)
+    changed = copy.deepcopy(real)
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/web:2"
+    dry_update = update(admin, changed, dry_run=True)
+    assert len(items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin")) == 1
+    real_update = update(admin, changed)
+    assert references(dry_update["spec"]["template"]) == references(real_update["spec"]["template"])
+    assert (
+        references(real_update["spec"]["template"])["volume"]
+        != references(real["spec"]["template"])["volume"]
+    )
+
+
+def test_out_of_scope_objects_and_references_stay_untouched(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    plain = references(web_deployment("x")["spec"]["template"])
+
+    outside = namespaces.make(opted_in=False)
+    seed(admin, outside)
+    assert references(create(admin, web_deployment(outside))["spec"]["template"]) == plain
+
+    ns = namespaces.make()
+    seed(admin, ns)
+    opted_out = web_deployment(ns, annotations={"configpin.io/inject": "false"})
+    assert references(create(admin, opted_out)["spec"]["template"]) == plain
+
+    source_out = namespaces.make()
+    create(
+        admin,
+        configmap(
+            source_out,
+            "app-config",
+            {"color": "blue"},
+            annotations={"configpin.io/inject": "false"},
+        ),
+    )
+    create(admin, secret(source_out, "db", {"password": DB_PASSWORD}))
+    create(admin, secret(source_out, "api-token", {"token": TOKEN}))
+    refs = references(create(admin, web_deployment(source_out))["spec"]["template"])
+    assert refs["volume"] == refs["projected-configmap"] == "app-config"
+    assert refs["env"] != "db"
+
+    live = namespaces.make()
+    seed(admin, live)
+    refs = references(
+        create(admin, web_deployment(live, annotations={"configpin.io/live": "secret/db"}))["spec"][
+            "template"
+        ]
+    )
+    assert refs["env"] == refs["envFrom"] == "db"
+    assert refs["volume"] != "app-config"
+
+
+def pod(namespace: str, volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "debug", "namespace": namespace},
+        "spec": {
+            "containers": [{"name": "shell", "image": "registry.example/shell:1"}],
+            "volumes": volumes,
+        },
+    }
+
+
+def test_bare_pods_missing_sources_and_warnings(admin: RawApi, namespaces: Namespaces) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    pinned = create(
+        admin,
+        pod(
+            ns,
+            [
+                {"name": "c", "configMap": {"name": "app-config"}},
+                {"name": "o", "configMap": {"name": "absent", "optional": True}},
+            ],
+        ),
+    )
+    volumes = pinned["spec"]["volumes"]
+    assert volumes[0]["configMap"]["name"].startswith("app-config-")
+    assert volumes[1]["configMap"]["name"] == "absent"
+
+    required = pod(
+        ns,
+        [
+            {"name": "c", "configMap": {"name": "app-config"}},
+            {"name": "s", "secret": {"secretName": "nowhere"}},
+        ],
+    )
+    required["metadata"]["name"] = "debug-2"
+    admitted, warnings = create_with_warnings(admin, required)
+    assert (
+        admitted["spec"]["volumes"][0]["configMap"]["name"] == "app-config"
+    )  # unchanged as a whole
+    assert any(f"secret {ns}/nowhere" in warning for warning in warnings), warnings
+
+
+def test_webhook_down_follows_each_failure_setting(
+    admin: RawApi, namespaces: Namespaces, webhook: Webhook
+) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    webhook.stop()
+    try:
+        # Deployments: failurePolicy Fail, an apply can be retried.
+        with pytest.raises(ApiError) as refused:
+            create(admin, web_deployment(ns))
+        assert refused.value.status >= 400
+        assert get(admin, "apps/v1", "Deployment", ns, "web") is None
+        # Pods: failurePolicy Ignore, admitted as written.
+        admitted = create(admin, pod(ns, [{"name": "c", "configMap": {"name": "app-config"}}]))
+        assert admitted["spec"]["volumes"][0]["configMap"]["name"] == "app-config"
+    finally:
+        webhook.start()
+    created = create(admin, web_deployment(ns))
+    assert references(created["spec"]["template"])["volume"].startswith("app-config-")
+
+
+def test_no_secret_value_in_the_webhook_log(webhook: Webhook) -> None:
+    # Runs last in this module: by now every scenario above has gone through the server.
+    log = webhook.log.read_text()
+    assert "admission" in log or "Deployment" in log, "the log should show the reviews"
+    for value in (DB_PASSWORD, TOKEN, b64(DB_PASSWORD), b64(TOKEN)):
+        assert value not in log
