@@ -6,6 +6,7 @@ cluster: every namespace counts as opted in and sources come from the files.
 
 import base64
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,19 +33,52 @@ def load_documents(texts: Iterable[tuple[str, str]]) -> list[Any]:
     documents: list[Any] = []
     for filename, text in texts:
         try:
-            documents.extend(doc for doc in yaml.safe_load_all(text) if doc is not None)
+            loaded = [doc for doc in yaml.safe_load_all(text) if doc is not None]
         except yaml.YAMLError as error:
             raise RenderError(f"{filename}: invalid YAML{_where(error)}") from None
+        except ValueError:  # a scalar under an explicit tag that does not convert (!!int x)
+            raise RenderError(f"{filename}: invalid YAML: a value does not match its tag") from None
+        for index, doc in enumerate(loaded, start=1):
+            _check_shape(filename, index, doc)
+        documents.extend(loaded)
     return documents
 
 
 def _where(error: yaml.YAMLError) -> str:
-    # Only the position and the problem: PyYAML's own message quotes the offending line,
-    # which could be a Secret value.
+    # The position and the problem with anything quoted masked: PyYAML's own message quotes
+    # the offending line, tag or alias, which could be a Secret value.
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None)
     position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"{position}: {problem}" if problem else position
+    if not problem:
+        return position
+    masked = _QUOTED.sub("'...'", problem)
+    return f"{position}: {masked}"
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|[!*&]\S+")
+
+
+def _check_shape(filename: str, index: int, doc: Any) -> None:
+    """Objects configpin reads must have the shape the API server would enforce."""
+    if not isinstance(doc, dict) or (doc.get("apiVersion"), doc.get("kind")) not in _SHAPED:
+        return
+    where = f"{filename}: document {index} ({doc['kind']})"
+    for field in ("metadata", *_SHAPED[(doc["apiVersion"], doc["kind"])]):
+        if field in doc and not isinstance(doc[field], dict):
+            raise RenderError(f"{where}: {field} must be a mapping")
+    name = (doc.get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise RenderError(f"{where}: metadata.name must be a non-empty string")
+
+
+# The kinds render reads or rewrites, and their fields that must be mappings.
+_SHAPED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("v1", "ConfigMap"): ("data", "binaryData"),
+    ("v1", "Secret"): ("data", "stringData"),
+    ("v1", "Pod"): ("spec",),
+    ("apps/v1", "Deployment"): ("spec",),
+}
 
 
 class ManifestSources:
@@ -118,12 +152,15 @@ def _key(doc: Mapping[str, Any], kind: SourceKind) -> tuple[str, SourceKind, str
 
 def _as_stored(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     """The object as the API server would store it: a Secret's stringData is folded into
-    data, base64-encoded, so snapshot names match the cluster's."""
-    if doc.get("kind") != "Secret" or not doc.get("stringData"):
+    data, base64-encoded, and its type defaults to Opaque, so snapshot names match the
+    cluster's."""
+    if doc.get("kind") != "Secret":
         return doc
     stored = copy.deepcopy(dict(doc))
+    stored["type"] = stored.get("type") or "Opaque"
     data = dict(stored.get("data") or {})
-    for name, value in stored.pop("stringData").items():
+    for name, value in (stored.pop("stringData", None) or {}).items():
         data[name] = base64.b64encode(str(value).encode()).decode()
-    stored["data"] = data
+    if data:
+        stored["data"] = data
     return stored

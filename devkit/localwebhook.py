@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import yaml
 
 from app.kube.api import RawApi

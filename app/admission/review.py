@@ -72,9 +72,8 @@ def parse_review(body: bytes) -> AdmissionReview:
         raise BadReviewError(f"invalid AdmissionReview: {_fields(error)}") from None
     gvk = review.request.kind
     if (gvk.group, gvk.kind) not in HANDLED_KINDS:
-        raise BadReviewError(
-            f"configpin handles Pods and apps Deployments, not {gvk.group or 'core'}/{gvk.kind}"
-        )
+        # The kind is not echoed: nothing from the body goes into errors or logs.
+        raise BadReviewError("request.kind must be core/v1 Pod or apps/v1 Deployment")
     if review.request.object is None:
         raise BadReviewError(f"the {gvk.kind} review has no request.object")
     return review

@@ -2,6 +2,7 @@
 
 import logging
 import time
+import traceback
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -43,10 +44,16 @@ class Admission:
         )
         try:
             outcome = pin(pin_request, self._sources, self._policy)
-        except Exception:
+        except Exception as error:
             # A bug must not become an accidental denial: the kind's failure setting decides.
-            log.exception(
-                "internal error while pinning %s %s/%s", kind, pin_request.namespace, request.name
+            # Logged without the exception's message, which could quote object content.
+            log.error(
+                "internal error while pinning %s %s/%s: %s at %s",
+                kind,
+                pin_request.namespace,
+                request.name,
+                type(error).__name__,
+                _where(error),
             )
             outcome = _internal_error(kind, self._policy)
         if outcome.event and self._events is not None and not request.dry_run:
@@ -75,6 +82,13 @@ class Admission:
             self._metrics.snapshots.labels(result="reused").inc(outcome.reused)
         if outcome.api_failure:
             self._metrics.api_errors.labels(kind=kind).inc()
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    return " <- ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames)
+    )
 
 
 def _internal_error(kind: str, policy: Policy) -> Outcome:

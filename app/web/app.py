@@ -31,7 +31,7 @@ def create_app(admission: Admission, metrics: Metrics, ready: Callable[[], bool]
             return _error(
                 metrics,
                 415,
-                f"expected Content-Type application/json, got {content_type or 'none'}",
+                "expected Content-Type application/json",
             )
         body = await _read_capped(request)
         if body is None:
