@@ -12,8 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CA_DAYS = 3650
-SERVING_DAYS = 365
+CA_VALIDITY = datetime.timedelta(days=3650)
+SERVING_VALIDITY = datetime.timedelta(days=365)
+# Certificates start a little in the past so that a peer whose clock is behind accepts them.
+BACKDATE = datetime.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_ca(common_name: str, now: datetime.datetime, days: int = CA_DAYS) -> Pem:
+def make_ca(
+    common_name: str, now: datetime.datetime, validity: datetime.timedelta = CA_VALIDITY
+) -> Pem:
     key = _private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
@@ -41,8 +45,8 @@ def make_ca(common_name: str, now: datetime.datetime, days: int = CA_DAYS) -> Pe
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -65,7 +69,10 @@ def make_ca(common_name: str, now: datetime.datetime, days: int = CA_DAYS) -> Pe
 
 
 def make_serving(
-    ca: Pem, sans: Iterable[str], now: datetime.datetime, days: int = SERVING_DAYS
+    ca: Pem,
+    sans: Iterable[str],
+    now: datetime.datetime,
+    validity: datetime.timedelta = SERVING_VALIDITY,
 ) -> Pem:
     """A serving certificate signed by `ca`; each SAN is an IP address or a DNS name."""
     names = list(sans)
@@ -88,8 +95,8 @@ def make_serving(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + validity)
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -22,8 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the admission webhook over HTTPS")
-    serve.add_argument("--cert", type=Path, required=True, help="serving certificate (PEM)")
-    serve.add_argument("--key", type=Path, required=True, help="serving private key (PEM)")
+    serve.add_argument("--cert", type=Path, help="serving certificate (PEM), unless self-managed")
+    serve.add_argument("--key", type=Path, help="serving private key (PEM), unless self-managed")
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a webhook serves the cluster
     serve.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
@@ -128,11 +128,53 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     metrics = Metrics()
     admission = Admission(ClusterSources(api), policy, metrics, ClusterEvents(api))
+    cert_file, key_file = _serving_files(args, settings, api)
     ready = threading.Event()
     threading.Thread(target=_wait_for_api, args=(api, ready), daemon=True).start()
     app = create_app(admission, metrics, ready.is_set)
-    serve(app, args.host, args.port, args.cert, args.key, settings.log_level)
+    serve(
+        app,
+        args.host,
+        args.port,
+        cert_file,
+        key_file,
+        settings.log_level,
+        settings.tls_reload_seconds,
+    )
     return 0
+
+
+def _serving_files(args: argparse.Namespace, settings: Settings, api: RawApi) -> tuple[Path, Path]:
+    """The certificate and key files to serve: given, or kept current by self-managed TLS."""
+    if settings.tls_mode == "files":
+        if not (args.cert and args.key):
+            raise SystemExit(
+                "configpin: serve needs --cert and --key (or CONFIGPIN_TLS_MODE=self-managed)"
+            )
+        return Path(args.cert), Path(args.key)
+    from app.domain.rotation import Lifetimes, service_sans
+    from app.kube.selfmanaged import SelfManagedTLS
+
+    if not (settings.namespace and settings.tls_secret and settings.service_name):
+        raise SystemExit(
+            "configpin: self-managed TLS needs CONFIGPIN_NAMESPACE, CONFIGPIN_TLS_SECRET "
+            "and CONFIGPIN_SERVICE_NAME"
+        )
+    tls = SelfManagedTLS(
+        api,
+        namespace=settings.namespace,
+        secret=settings.tls_secret,
+        sans=service_sans(settings.service_name, settings.namespace) + settings.tls_extra_sans,
+        cert_dir=settings.cert_dir,
+        webhook_configuration=settings.webhook_configuration,
+        lifetimes=Lifetimes(ca=settings.tls_ca_validity, serving=settings.tls_serving_validity),
+    )
+    stop = threading.Event()
+    tls.wait_ready(stop)  # uvicorn loads the files once at start: they must exist first
+    threading.Thread(
+        target=tls.run, args=(stop, settings.tls_check_seconds), name="tls-rotation", daemon=True
+    ).start()
+    return tls.cert_file, tls.key_file
 
 
 def _wait_for_api(api: RawApi, ready: threading.Event) -> None:

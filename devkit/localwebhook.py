@@ -93,12 +93,19 @@ class Webhook:
     an HMAC key from `configpin certs`."""
 
     def __init__(
-        self, kubeconfig: str, workdir: Path, env: Mapping[str, str] | None = None
+        self,
+        kubeconfig: str,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.certs = workdir / "certs"
         self.log = workdir / "webhook.log"
         self.env = dict(env or {})
+        self.python = python
+        # Self-managed TLS: the server makes and rotates its own certificates.
+        self.self_managed = self.env.get("CONFIGPIN_TLS_MODE") == "self-managed"
         subprocess.run(
             [sys.executable, "-m", "app", "certs", "--out", str(self.certs), "--san", "127.0.0.1"],
             check=True,
@@ -118,34 +125,29 @@ class Webhook:
     def start(self) -> None:
         env = {**os.environ, "CONFIGPIN_NAMESPACE": SYSTEM_NAMESPACE, **self.env}
         command = [
-            sys.executable,
-            "-m",
-            "app",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--cert",
-            str(self.certs / "tls.crt"),
-            "--key",
-            str(self.certs / "tls.key"),
-            "--kubeconfig",
-            self.kubeconfig,
-            "--key-file",
-            str(self.certs / "hmac.key"),
+            *(self.python, "-m", "app", "serve"),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--kubeconfig", self.kubeconfig, "--key-file", str(self.certs / "hmac.key")),
         ]
+        if not self.self_managed:
+            command += ["--cert", str(self.certs / "tls.crt"), "--key", str(self.certs / "tls.key")]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
             )
-        context = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+        # A self-managed server's CA is only known once it made one: trust is checked by
+        # the API server calling it, not here.
+        verify: ssl.SSLContext | bool = (
+            False
+            if self.self_managed
+            else ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+        )
 
         def ready() -> bool:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"configpin serve exited:\n{self.log.read_text()[-3000:]}")
             try:
-                return httpx.get(f"{self.url}/readyz", verify=context, timeout=2).status_code == 200
+                return httpx.get(f"{self.url}/readyz", verify=verify, timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 log = logging.getLogger("configpin.tls")
 
 # Secret volumes are updated by an atomic symlink swap that file watchers miss, so the
-# files are polled; a minute is far inside any renewal window.
+# files are polled; half a minute is far inside any renewal window.
 CERT_POLL_SECONDS = 30.0
 
 
@@ -53,7 +53,15 @@ class CertificateReloader:
         self._stop.set()
 
 
-def serve(app: FastAPI, host: str, port: int, cert: Path, key: Path, log_level: str) -> None:
+def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    cert: Path,
+    key: Path,
+    log_level: str,
+    reload_seconds: float = CERT_POLL_SECONDS,
+) -> None:
     config = uvicorn.Config(
         app,
         host=host,
@@ -68,7 +76,9 @@ def serve(app: FastAPI, host: str, port: int, cert: Path, key: Path, log_level: 
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
     reloader = CertificateReloader(config.ssl, cert, key)
-    threading.Thread(target=reloader.run, name="cert-reloader", daemon=True).start()
+    threading.Thread(
+        target=reloader.run, args=(reload_seconds,), name="cert-reloader", daemon=True
+    ).start()
     try:
         uvicorn.Server(config).run()
     finally:

@@ -254,10 +254,8 @@ def test_reapplying_an_unchanged_manifest_makes_no_new_replicaset(
 
     applied = apply(admin, manifest)  # server-side apply of the same manifest
     assert applied["spec"]["template"] == stored["spec"]["template"]
-    replaced = copy.deepcopy(manifest)  # a client-side update with the manifest's template
-    replaced["metadata"]["resourceVersion"] = applied["metadata"]["resourceVersion"]
-    replaced["spec"]["template"] = manifest["spec"]["template"]
     merged = copy.deepcopy(applied)
+    del merged["metadata"]["resourceVersion"]  # the controller writes status meanwhile
     merged["spec"]["template"] = manifest["spec"]["template"]
     updated = update(admin, merged)
     assert updated["spec"]["template"] == stored["spec"]["template"]
@@ -284,6 +282,7 @@ def test_server_side_dry_run_shows_the_real_names_and_writes_nothing(
     edited["data"] = {"color": "purple"}
     update(admin, edited)
     changed = copy.deepcopy(real)
+    del changed["metadata"]["resourceVersion"]  # the controller writes status meanwhile
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/web:2"
     dry_update = update(admin, changed, dry_run=True)
     assert len(items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin")) == 1
