@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from app.domain.naming import InvalidKeyError, check_key
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.settings import Settings, get_settings
@@ -39,7 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args, get_settings())
+        try:
+            settings = get_settings()
+        except ValidationError as error:
+            problems = "; ".join(
+                f"CONFIGPIN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in error.errors(include_input=False)
+            )
+            raise SystemExit(f"configpin: invalid settings: {problems}") from None
+        return _serve(args, settings)
     if args.command == "render":
         return _render(args)
     return _certs(args)

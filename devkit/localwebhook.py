@@ -97,13 +97,14 @@ class Webhook:
         kubeconfig: str,
         workdir: Path,
         env: Mapping[str, str] | None = None,
-        python: str = sys.executable,
+        entrypoint: tuple[str, ...] = (sys.executable, "-m", "app"),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.certs = workdir / "certs"
         self.log = workdir / "webhook.log"
         self.env = dict(env or {})
-        self.python = python
+        self.entrypoint = entrypoint
+        self.workdir = workdir
         # Self-managed TLS: the server makes and rotates its own certificates.
         self.self_managed = self.env.get("CONFIGPIN_TLS_MODE") == "self-managed"
         subprocess.run(
@@ -125,7 +126,8 @@ class Webhook:
     def start(self) -> None:
         env = {**os.environ, "CONFIGPIN_NAMESPACE": SYSTEM_NAMESPACE, **self.env}
         command = [
-            *(self.python, "-m", "app", "serve"),
+            *self.entrypoint,
+            "serve",
             *("--host", "127.0.0.1", "--port", str(self.port)),
             *("--kubeconfig", self.kubeconfig, "--key-file", str(self.certs / "hmac.key")),
         ]
@@ -133,7 +135,7 @@ class Webhook:
             command += ["--cert", str(self.certs / "tls.crt"), "--key", str(self.certs / "tls.key")]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env
             )
         # A self-managed server's CA is only known once it made one: trust is checked by
         # the API server calling it, not here.

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from app.kube.api import RawApi, connect
+from devkit.devcluster import ensure_cluster, teardown_cluster
 from devkit.kubeobjects import create, delete
 from devkit.localwebhook import Webhook, webhook_identity
-from tests.support.devcluster import ensure_cluster, teardown_cluster
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

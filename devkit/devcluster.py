@@ -14,7 +14,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEV_CLUSTER = REPO_ROOT / "scripts" / "dev-cluster"
 KUBECONFIG_NAME = "admin.kubeconfig"
 
@@ -73,11 +73,12 @@ def _candidate_dirs() -> list[Path]:
     return dirs
 
 
-def ensure_cluster() -> tuple[str, bool]:
+def ensure_cluster(state_name: str | None = None) -> tuple[str, bool]:
     """Return ``(kubeconfig_path, started_by_us)`` for a running dev cluster.
 
     Reuses the cluster that the environment points at when it is running; otherwise
-    starts one (building the binaries first if they are missing, which takes long).
+    starts one in `state_name` under the cache (default: one named after this process),
+    building the binaries first if they are missing, which takes long.
     """
     global _started_dir
     if _started_dir is not None:
@@ -87,7 +88,7 @@ def ensure_cluster() -> tuple[str, bool]:
         if result.returncode == 0:
             return _kubeconfig_of(result), False
 
-    cluster_dir = _cache_dir() / f"cluster-test-{os.getpid()}"
+    cluster_dir = _cache_dir() / (state_name or f"cluster-test-{os.getpid()}")
     # Registered before starting: `up` stops what it started if it fails, and `down`
     # of a directory that is gone or half made is harmless.
     _started_dir = cluster_dir
