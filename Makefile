@@ -14,8 +14,8 @@ $(BIN)/configpin: pyproject.toml requirements.lock
 install: $(BIN)/configpin
 
 lint: install
-	$(BIN)/ruff check app tests devkit
-	$(BIN)/ruff format --check app tests devkit
+	$(BIN)/ruff check app tests devkit scripts/demo
+	$(BIN)/ruff format --check app tests devkit scripts/demo
 	$(BIN)/mypy
 
 unit: install
