@@ -98,6 +98,11 @@ class ManifestSources:
     def read(self, namespace: str, kind: SourceKind, name: str) -> Mapping[str, Any] | None:
         return self._objects.get((namespace, kind, name))
 
+    def revision_templates(
+        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+    ) -> list[Mapping[str, Any]]:
+        return []  # manifests have no history: render only ever sees a CREATE
+
     def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
         key = _key(snapshot, SOURCE_KIND[snapshot["kind"]])
         if key in self._objects or key in self.created:

@@ -1,6 +1,8 @@
 """Raw Kubernetes object helpers for the end-to-end tests and the demo."""
 
 import base64
+import copy
+import datetime
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -108,3 +110,27 @@ def create_with_warnings(api: RawApi, obj: Mapping[str, Any]) -> tuple[dict[str,
     path = collection(obj["apiVersion"], obj["kind"], meta.get("namespace"))
     created, headers = api.request_with_headers("POST", path, body=obj)
     return created, [value for name, value in headers if name.lower() == "warning"]
+
+
+def rollout_restart(api: RawApi, deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """What `kubectl rollout restart` sends: a new restartedAt in the pod template."""
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    annotations = {"kubectl.kubernetes.io/restartedAt": now}
+    return patch(
+        api, deployment, {"spec": {"template": {"metadata": {"annotations": annotations}}}}
+    )
+
+
+def rollout_undo(
+    api: RawApi, deployment: Mapping[str, Any], replica_set: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What `kubectl rollout undo` does: the ReplicaSet's template, without its
+    pod-template-hash label, written back into the Deployment."""
+    template = copy.deepcopy(dict(replica_set["spec"]["template"]))
+    template["metadata"]["labels"].pop("pod-template-hash", None)
+    return api.request(
+        "PATCH",
+        path_of(deployment),
+        body=[{"op": "replace", "path": "/spec/template", "value": template}],
+        content_type="application/json-patch+json",
+    )

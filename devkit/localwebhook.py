@@ -64,9 +64,18 @@ def webhook_identity(
     ):
         delete(admin, obj)
         create(admin, obj)
+    return service_account_kubeconfig(
+        admin, admin_kubeconfig, SYSTEM_NAMESPACE, RELEASE, workdir / "webhook.kubeconfig"
+    )
+
+
+def service_account_kubeconfig(
+    admin: RawApi, admin_kubeconfig: str, namespace: str, account: str, path: Path
+) -> str:
+    """A kubeconfig for the same cluster that authenticates with a token of `account`."""
     token = admin.request(
         "POST",
-        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/serviceaccounts/{RELEASE}/token",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
         body={
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",
@@ -78,11 +87,10 @@ def webhook_identity(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "dev", "cluster": cluster}],
-        "users": [{"name": RELEASE, "user": {"token": token}}],
-        "contexts": [{"name": RELEASE, "context": {"cluster": "dev", "user": RELEASE}}],
-        "current-context": RELEASE,
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "dev", "user": account}}],
+        "current-context": account,
     }
-    path = workdir / "webhook.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return str(path)

@@ -41,6 +41,8 @@ class MemorySources:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []
         self.reads: list[Key] = []
+        # (namespace, owner uid, pod template) of each ReplicaSet a Deployment controls.
+        self.replica_sets: list[tuple[str, str, dict[str, Any]]] = []
         self._failures: set[tuple[Action, Key]] = set()
         for obj in objects:
             self.add(obj)
@@ -83,6 +85,15 @@ class MemorySources:
         self.objects[key] = copy.deepcopy(dict(snapshot))
         self.created.append(copy.deepcopy(dict(snapshot)))
         return True
+
+    def revision_templates(
+        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+    ) -> list[Mapping[str, Any]]:
+        return [
+            copy.deepcopy(template)
+            for ns, uid, template in self.replica_sets
+            if ns == namespace and uid == owner_uid
+        ]
 
     def _maybe_fail(self, action: Action, key: Key) -> None:
         if (action, key) in self._failures:

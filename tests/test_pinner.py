@@ -316,6 +316,32 @@ class TestUpdate:
         assert outcome.patch == []
         assert patched["spec"]["template"] == first["spec"]["template"]
 
+    def test_rollback_to_a_revision_with_the_current_snapshots_ignores_a_pending_edit(
+        self,
+    ) -> None:
+        # v1 and v2 both ran on the same config; then the config is edited, not rolled out,
+        # and v2 is rolled back: v1 must come back with the config it ran with.
+        sources = world()
+        first = self.created(sources)
+        first["metadata"]["uid"] = "deployment-uid"
+        first["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+        second = copy.deepcopy(first)
+        second["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+        _, second = run(second, sources, old=first)
+        assert template_names(second) == template_names(first)
+        revision_one = copy.deepcopy(first["spec"]["template"])
+        revision_one["metadata"]["labels"]["pod-template-hash"] = "abc"
+        sources.replica_sets.append((NS, "deployment-uid", revision_one))
+        sources.add(cm("app-config", {"k": "v2"}))
+        undo = copy.deepcopy(second)
+        undo["spec"]["template"] = copy.deepcopy(first["spec"]["template"])
+        outcome, patched = run(undo, sources, old=second)
+        assert outcome.patch == [] and patched["spec"]["template"] == first["spec"]["template"]
+        # The same change not matching any ReplicaSet (a new template) does pick up the edit.
+        sources.replica_sets.clear()
+        _, repinned = run(undo, sources, old=second)
+        assert template_names(repinned)[0] == snap(cm("app-config", {"k": "v2"}))
+
     def test_a_pin_is_never_re_pinned_by_reinvocation(self) -> None:
         sources = world()
         stored = self.created(sources)

@@ -4,6 +4,7 @@ The only I/O goes through `Sources`, so the same sequence serves the webhook and
 offline `render` command.
 """
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +24,7 @@ from app.domain.references import Reference, find_references
 from app.domain.snapshots import build_snapshot, is_snapshot, source_name_of
 
 ObjectKind = Literal["Pod", "Deployment"]
+POD_TEMPLATE_HASH = "pod-template-hash"
 
 
 class OnFailure(StrEnum):
@@ -185,6 +187,12 @@ def _pin_references(
 
     if missing:
         return _missing_sources(request, policy, missing)
+    repinned = any(
+        (ref.kind, ref.name) in carried and names.get(ref.pointer, ref.name) != ref.name
+        for ref in refs
+    )
+    if repinned and _is_rollback(request, sources):
+        return Outcome("unchanged")
 
     created = reused = 0
     if not request.dry_run:  # a dry-run gets the same names, and nothing is written
@@ -198,6 +206,31 @@ def _pin_references(
         request.obj, refs, names, target.metadata_pointer, encode_pins(pins) if pins else None
     )
     return Outcome("pinned" if patch else "unchanged", patch=patch, created=created, reused=reused)
+
+
+def _is_rollback(request: PinRequest, sources: Sources) -> bool:
+    """Whether the new template is one of the Deployment's ReplicaSets' own, written back
+    (`kubectl rollout undo`): its pins then stay exactly as they were, even where they equal
+    the current ones, so the old ReplicaSet comes back with its old config."""
+    old_meta = (request.old or {}).get("metadata") or {}
+    spec = request.obj.get("spec") or {}
+    match_labels = (spec.get("selector") or {}).get("matchLabels") or {}
+    if not old_meta.get("uid") or not match_labels:
+        return False
+    template = spec.get("template") or {}
+    return any(
+        _without_hash(existing) == template
+        for existing in sources.revision_templates(request.namespace, old_meta["uid"], match_labels)
+    )
+
+
+def _without_hash(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A ReplicaSet's template as its Deployment holds it: without `pod-template-hash`."""
+    result = copy.deepcopy(dict(template))
+    pod_labels = (result.get("metadata") or {}).get("labels")
+    if isinstance(pod_labels, dict):
+        pod_labels.pop(POD_TEMPLATE_HASH, None)
+    return result
 
 
 def _keep_old_pins(

@@ -32,3 +32,8 @@ class Sources(Protocol):
 
     def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
         """Create-or-get. True when created, False when an identical one existed."""
+
+    def revision_templates(
+        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+    ) -> list[Mapping[str, Any]]:
+        """The pod templates of the ReplicaSets that the Deployment `owner_uid` controls."""

@@ -5,7 +5,7 @@ models do not know, and a snapshot must copy its source exactly.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,10 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return f"the API answered {self.status} {self.reason}".rstrip()
+
+
+# An object, or a list of JSON patch operations.
+JsonBody = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 class ApiUnreachableError(Exception):
@@ -63,7 +67,7 @@ class RawApi:
         self,
         method: str,
         path: str,
-        body: Mapping[str, Any] | None = None,
+        body: JsonBody | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         return self.request_with_headers(method, path, body, content_type)[0]
@@ -72,7 +76,7 @@ class RawApi:
         self,
         method: str,
         path: str,
-        body: Mapping[str, Any] | None = None,
+        body: JsonBody | None = None,
         content_type: str = "application/json",
     ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """The answer and its headers (admission warnings arrive as `Warning` headers)."""

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from app.certs import Pem
 from app.domain.rotation import Bundle, Lifetimes, next_bundle, split_certificates
@@ -176,9 +176,9 @@ class SelfManagedTLS:
                     },
                 ]
         if operations:
-            # RawApi types a body as an object; the client sends a JSON patch list as is.
-            body = cast(Mapping[str, Any], operations)
-            self._api.request("PATCH", path, body=body, content_type="application/json-patch+json")
+            self._api.request(
+                "PATCH", path, body=operations, content_type="application/json-patch+json"
+            )
             log.info(
                 "wrote the caBundle into %d webhooks of %s",
                 len(operations) // 2,

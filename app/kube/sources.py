@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.admission.sources import SourceUnavailableError
 from app.domain.references import SourceKind
@@ -81,6 +82,27 @@ class ClusterSources:
         raise SourceUnavailableError(
             "create snapshot", kind, namespace, name, "the name is taken by another object"
         )
+
+    def revision_templates(
+        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+    ) -> list[Mapping[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        path = f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector={quote(selector)}"
+        listed = self._call(
+            "list ReplicaSets of",
+            "deployment",
+            namespace,
+            owner_uid,
+            lambda: self._api.request("GET", path),
+        )
+        return [
+            rs.get("spec", {}).get("template") or {}
+            for rs in listed.get("items", [])
+            if any(
+                owner.get("uid") == owner_uid and owner.get("controller") is True
+                for owner in rs.get("metadata", {}).get("ownerReferences") or []
+            )
+        ]
 
     @staticmethod
     def _call(action: str, kind: str, namespace: str, name: str, call: Callable[[], Any]) -> Any:

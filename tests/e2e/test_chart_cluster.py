@@ -14,7 +14,7 @@ import yaml
 
 from app.kube.api import ApiError, RawApi, connect
 from devkit.kubeobjects import PLURALS, collection, create, delete, eventually, get
-from devkit.localwebhook import REPO_ROOT, Webhook
+from devkit.localwebhook import REPO_ROOT, Webhook, service_account_kubeconfig
 from tests.chart.test_chart_render import VALUES
 from tests.e2e.conftest import Namespaces
 
@@ -157,30 +157,9 @@ def installed(
         kubeconfig=admin_kubeconfig,
     )
     try:
-        token = admin.request(
-            "POST",
-            f"/api/v1/namespaces/{RELEASE_NAMESPACE}/serviceaccounts/{FULLNAME}/token",
-            body={
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"expirationSeconds": 3600},
-            },
-        )["status"]["token"]
-        cluster = yaml.safe_load(Path(admin_kubeconfig).read_text())["clusters"][0]["cluster"]
-        kubeconfig = workdir / "release.kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "dev", "cluster": cluster}],
-                    "users": [{"name": "sa", "user": {"token": token}}],
-                    "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": "sa"}}],
-                    "current-context": "sa",
-                }
-            )
+        server.kubeconfig = service_account_kubeconfig(
+            admin, admin_kubeconfig, RELEASE_NAMESPACE, FULLNAME, workdir / "release.kubeconfig"
         )
-        server.kubeconfig = str(kubeconfig)
         server.env["CONFIGPIN_NAMESPACE"] = RELEASE_NAMESPACE
         server.start()
         time.sleep(1)  # the API server's informer on webhook configurations catches up

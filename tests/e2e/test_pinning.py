@@ -1,7 +1,6 @@
 """configpin behind a real kube-apiserver and controller manager, driven as operators do."""
 
 import copy
-import datetime
 import json
 import time
 from typing import Any
@@ -18,6 +17,8 @@ from devkit.kubeobjects import (
     get,
     items,
     patch,
+    rollout_restart,
+    rollout_undo,
     update,
 )
 from devkit.localwebhook import Webhook
@@ -134,23 +135,6 @@ def wait_for_replica_sets(admin: RawApi, namespace: str, count: int) -> list[dic
     return eventually(settled, what=f"{count} ReplicaSets in {namespace}")
 
 
-def without_hash(template: dict[str, Any]) -> dict[str, Any]:
-    result = copy.deepcopy(template)
-    result["metadata"]["labels"].pop("pod-template-hash", None)
-    return result
-
-
-def restart(admin: RawApi, deployment: dict[str, Any]) -> dict[str, Any]:
-    """What `kubectl rollout restart` sends."""
-    now = datetime.datetime.now(datetime.UTC).isoformat()
-    body = {
-        "spec": {
-            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
-        }
-    }
-    return patch(admin, deployment, body)
-
-
 def snapshot_data(admin: RawApi, namespace: str, kind: str, name: str) -> dict[str, str]:
     obj = get(admin, "v1", kind, namespace, name)
     assert obj is not None, f"{kind} {namespace}/{name} does not exist"
@@ -201,7 +185,7 @@ def test_edit_then_restart_pins_the_new_replicaset_and_rollback_restores_the_old
     assert edited is not None
     edited["data"] = {"color": "green"}
     update(admin, edited)
-    restart(admin, deployment)
+    rollout_restart(admin, deployment)
     first, second = wait_for_replica_sets(admin, ns, 2)
     new_refs = references(second["spec"]["template"])
     assert new_refs["volume"] != old_refs["volume"]
@@ -213,18 +197,7 @@ def test_edit_then_restart_pins_the_new_replicaset_and_rollback_restores_the_old
     # `kubectl rollout undo`: the old ReplicaSet's template written back.
     current = get(admin, "apps/v1", "Deployment", ns, "web")
     assert current is not None
-    admin.request(
-        "PATCH",
-        f"/apis/apps/v1/namespaces/{ns}/deployments/web",
-        body=[
-            {
-                "op": "replace",
-                "path": "/spec/template",
-                "value": without_hash(first["spec"]["template"]),
-            }
-        ],
-        content_type="application/json-patch+json",
-    )
+    rollout_undo(admin, deployment, first)
     rolled_back = get(admin, "apps/v1", "Deployment", ns, "web")
     assert rolled_back is not None
     assert references(rolled_back["spec"]["template"]) == old_refs
@@ -406,3 +379,38 @@ def test_no_secret_value_in_the_webhook_log(webhook: Webhook) -> None:
     assert "admission" in log or "Deployment" in log, "the log should show the reviews"
     for value in (DB_PASSWORD, TOKEN, b64(DB_PASSWORD), b64(TOKEN)):
         assert value not in log
+
+
+def test_rollback_ignores_an_edit_made_after_both_revisions(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    """v1 and v2 ran on the same config; the config is edited but not rolled out; undo to v1
+    brings v1 back on the config it ran with, on its own ReplicaSet."""
+    ns = namespaces.make()
+    seed(admin, ns)
+    deployment = create(admin, web_deployment(ns))
+    [first] = wait_for_replica_sets(admin, ns, 1)
+    patch(
+        admin,
+        deployment,
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "web", "image": "registry.example/web:2"}]}
+                }
+            }
+        },
+    )
+    first, second = wait_for_replica_sets(admin, ns, 2)
+    assert references(first["spec"]["template"]) == references(second["spec"]["template"])
+
+    edited = get(admin, "v1", "ConfigMap", ns, "app-config")
+    assert edited is not None
+    edited["data"] = {"color": "orange"}
+    update(admin, edited)
+    rollout_undo(admin, deployment, first)
+    time.sleep(2)
+    sets = wait_for_replica_sets(admin, ns, 2)
+    assert sets[-1]["metadata"]["name"] == first["metadata"]["name"]
+    volume = references(sets[-1]["spec"]["template"])["volume"]
+    assert snapshot_data(admin, ns, "ConfigMap", volume) == {"color": "blue"}

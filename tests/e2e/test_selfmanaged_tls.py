@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
@@ -26,7 +25,12 @@ from app.domain.rotation import Lifetimes, service_sans
 from app.kube.api import ApiError, RawApi, connect
 from app.kube.selfmanaged import SelfManagedTLS
 from devkit.kubeobjects import create, delete, eventually, get, update
-from devkit.localwebhook import RELEASE, SYSTEM_NAMESPACE, helm_template
+from devkit.localwebhook import (
+    RELEASE,
+    SYSTEM_NAMESPACE,
+    helm_template,
+    service_account_kubeconfig,
+)
 
 NAME = "configpin-tls-e2e"
 SECRET = f"{NAME}-tls"
@@ -401,25 +405,10 @@ def secrets_only(admin: RawApi, admin_kubeconfig: str, tmp_path: Path) -> Iterat
     for obj in objects:
         delete(admin, obj)
         create(admin, obj)
-    token = admin.create(
-        f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/serviceaccounts/{account}/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-    )["status"]["token"]
-    cluster = yaml.safe_load(Path(admin_kubeconfig).read_text())["clusters"][0]["cluster"]
-    path = tmp_path / "secrets-only.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "dev", "cluster": cluster}],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": account, "context": {"cluster": "dev", "user": account}}],
-                "current-context": account,
-            }
-        )
+    path = service_account_kubeconfig(
+        admin, admin_kubeconfig, SYSTEM_NAMESPACE, account, tmp_path / "secrets-only.kubeconfig"
     )
-    api = RawApi(connect(str(path)), timeout_seconds=10)
+    api = RawApi(connect(path), timeout_seconds=10)
     eventually(
         lambda: can(api, "update", "secrets", SECRET, SYSTEM_NAMESPACE),
         timeout=30,
