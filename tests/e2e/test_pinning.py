@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app.domain.naming import check_key, content_digest, snapshot_name
 from app.kube.api import ApiError, RawApi
 from devkit.kubeobjects import (
     apply,
@@ -414,3 +415,35 @@ def test_rollback_ignores_an_edit_made_after_both_revisions(
     assert sets[-1]["metadata"]["name"] == first["metadata"]["name"]
     volume = references(sets[-1]["spec"]["template"])["volume"]
     assert snapshot_data(admin, ns, "ConfigMap", volume) == {"color": "blue"}
+
+
+def test_a_snapshot_name_taken_by_another_object_fails_per_kind_with_an_event(
+    admin: RawApi, namespaces: Namespaces, webhook: Webhook
+) -> None:
+    ns = namespaces.make()
+    seed(admin, ns)
+    source = get(admin, "v1", "ConfigMap", ns, "app-config")
+    assert source is not None
+    key = check_key((webhook.certs / "hmac.key").read_bytes().strip())
+    taken = snapshot_name("app-config", content_digest(key, "configmap", source))
+    create(admin, configmap(ns, taken, {"not": "a snapshot"}))
+
+    with pytest.raises(ApiError) as refused:  # Deployments fail closed
+        create(admin, web_deployment(ns))
+    assert refused.value.status >= 400
+    assert get(admin, "apps/v1", "Deployment", ns, "web") is None
+
+    admitted, warnings = create_with_warnings(
+        admin, pod(ns, [{"name": "c", "configMap": {"name": "app-config"}}])
+    )
+    assert admitted["spec"]["volumes"][0]["configMap"]["name"] == "app-config"
+    assert any(f"configmap {ns}/{taken}" in warning for warning in warnings), warnings
+
+    def warning_event() -> dict[str, Any] | None:
+        for event in items(admin, "v1", "Event", ns):
+            if event["reason"] == "PinningFailed" and event["type"] == "Warning":
+                return event
+        return None
+
+    event = eventually(warning_event, what="a PinningFailed event")
+    assert event["involvedObject"]["kind"] == "Pod" and taken in event["message"]
