@@ -146,6 +146,11 @@ class TestCreate:
         assert again.patch == [] and again.result == "unchanged"
         assert len(sources.reads) == reads
 
+    def test_each_source_is_read_once_per_review(self) -> None:
+        sources = world()
+        run(deployment(), sources)  # app-config is referenced twice, db once
+        assert sorted(sources.reads) == [(NS, "configmap", "app-config"), (NS, "secret", "db")]
+
     def test_identical_snapshot_is_reused(self) -> None:
         sources = world()
         run(deployment(), sources)

@@ -20,7 +20,7 @@ from app.domain.pinning import (
     snapshot_sources,
     unpinned_template,
 )
-from app.domain.references import Reference, find_references
+from app.domain.references import Reference, SourceKind, find_references
 from app.domain.snapshots import build_snapshot, is_snapshot, source_name_of
 
 ObjectKind = Literal["Pod", "Deployment"]
@@ -155,6 +155,7 @@ def _pin_references(
     pins: Pins = {}
     snapshots: dict[str, Mapping[str, Any]] = {}
     missing: list[str] = []
+    read: dict[tuple[SourceKind, str], Mapping[str, Any] | None] = {}  # one GET per source
     for ref in refs:
         source_name = carried.get((ref.kind, ref.name)) or own.get((ref.kind, ref.name), ref.name)
         if f"{ref.kind}/{source_name}" in live_keys:
@@ -164,7 +165,9 @@ def _pin_references(
             names[ref.pointer] = ref.name
             pins[f"{ref.kind}/{source_name}"] = ref.name
             continue
-        current = sources.read(request.namespace, ref.kind, source_name)
+        if (ref.kind, source_name) not in read:
+            read[(ref.kind, source_name)] = sources.read(request.namespace, ref.kind, source_name)
+        current = read[(ref.kind, source_name)]
         if current is None:
             if (ref.kind, ref.name) in carried:
                 names[ref.pointer] = ref.name  # the source is gone; its snapshot still serves
@@ -186,7 +189,7 @@ def _pin_references(
         pins[f"{ref.kind}/{source_name}"] = snapshot_name
 
     if missing:
-        return _missing_sources(request, policy, missing)
+        return _missing_sources(request, policy, list(dict.fromkeys(missing)))
     repinned = any(
         (ref.kind, ref.name) in carried and names.get(ref.pointer, ref.name) != ref.name
         for ref in refs
