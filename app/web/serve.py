@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import ssl
+import tempfile
 import threading
 from pathlib import Path
 
@@ -33,10 +34,11 @@ class CertificateReloader:
     def check(self) -> bool:
         """Reload when the files changed; True when a new certificate was loaded."""
         try:
-            fingerprint = self._read_fingerprint()
+            cert, key = self._cert.read_bytes(), self._key.read_bytes()
+            fingerprint = hashlib.sha256(cert + key).hexdigest()
             if fingerprint == self._fingerprint:
                 return False
-            self._context.load_cert_chain(self._cert, self._key)
+            self._load(cert, key)
         except (OSError, ssl.SSLError) as error:
             # Mid-rotation the pair can be inconsistent for a moment: keep serving the old.
             log.warning("certificate not reloaded yet: %s", type(error).__name__)
@@ -44,6 +46,18 @@ class CertificateReloader:
         self._fingerprint = fingerprint
         log.info("reloaded the serving certificate from %s", self._cert)
         return True
+
+    def _load(self, cert: bytes, key: bytes) -> None:
+        """Load exactly the pair that was read, tried on a scratch context first: a failed
+        load_cert_chain can leave the live context with a new certificate and the old key,
+        which breaks every handshake."""
+        with tempfile.TemporaryDirectory(prefix="configpin-tls-") as scratch:
+            cert_file, key_file = Path(scratch) / "tls.crt", Path(scratch) / "tls.key"
+            cert_file.write_bytes(cert)
+            key_file.touch(mode=0o600)
+            key_file.write_bytes(key)
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+            self._context.load_cert_chain(cert_file, key_file)
 
     def run(self, interval: float = CERT_POLL_SECONDS) -> None:
         while not self._stop.wait(interval):
