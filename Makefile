@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint unit test demo cluster-build cluster-down clean
+.PHONY: install lint unit test demo bench cluster-build cluster-down clean
 
 $(BIN)/configpin: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,8 @@ $(BIN)/configpin: pyproject.toml requirements.lock
 install: $(BIN)/configpin
 
 lint: install
-	$(BIN)/ruff check app tests devkit scripts/demo
-	$(BIN)/ruff format --check app tests devkit scripts/demo
+	$(BIN)/ruff check app tests devkit benchmarks scripts/demo
+	$(BIN)/ruff format --check app tests devkit benchmarks scripts/demo
 	$(BIN)/mypy
 
 unit: install
@@ -37,3 +37,7 @@ cluster-down:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# Review-path cost against decoding + encoding the review itself, measured in the same run.
+bench: install
+	$(BIN)/python benchmarks/admission.py

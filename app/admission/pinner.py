@@ -151,11 +151,10 @@ def _pin_references(
     in `configpin.io/live` names its source, pinned before or not."""
     carried = snapshot_sources(old_pins)
     own = snapshot_sources(own_pins)
+    resolved: dict[tuple[SourceKind, str], _Resolution] = {}  # one read per source
     names: dict[str, str] = {}
     pins: Pins = {}
-    snapshots: dict[str, Mapping[str, Any]] = {}
     missing: list[str] = []
-    read: dict[tuple[SourceKind, str], Mapping[str, Any] | None] = {}  # one GET per source
     for ref in refs:
         source_name = carried.get((ref.kind, ref.name)) or own.get((ref.kind, ref.name), ref.name)
         if f"{ref.kind}/{source_name}" in live_keys:
@@ -165,28 +164,25 @@ def _pin_references(
             names[ref.pointer] = ref.name
             pins[f"{ref.kind}/{source_name}"] = ref.name
             continue
-        if (ref.kind, source_name) not in read:
-            read[(ref.kind, source_name)] = sources.read(request.namespace, ref.kind, source_name)
-        current = read[(ref.kind, source_name)]
-        if current is None:
+        if (ref.kind, source_name) not in resolved:
+            resolved[(ref.kind, source_name)] = _resolve(
+                sources.read(request.namespace, ref.kind, source_name), ref.kind, policy.key
+            )
+        resolution = resolved[(ref.kind, source_name)]
+        if resolution.missing:
             if (ref.kind, ref.name) in carried:
                 names[ref.pointer] = ref.name  # the source is gone; its snapshot still serves
                 pins[f"{ref.kind}/{source_name}"] = ref.name
             elif not ref.optional:
                 missing.append(f"{ref.kind} {request.namespace}/{source_name}")
-            continue
-        if is_snapshot(current):
-            names[ref.pointer] = ref.name
-            pins[f"{ref.kind}/{source_name_of(current) or ref.name}"] = ref.name
-            continue
-        if scope.source_stays_live(current, ref.kind):
+        elif resolution.live:
             names[ref.pointer] = source_name
-            continue
-        snapshot = build_snapshot(policy.key, ref.kind, current)
-        snapshot_name = snapshot["metadata"]["name"]
-        snapshots[f"{ref.kind}/{snapshot_name}"] = snapshot
-        names[ref.pointer] = snapshot_name
-        pins[f"{ref.kind}/{source_name}"] = snapshot_name
+        elif resolution.snapshot is None:  # the reference already names a snapshot
+            names[ref.pointer] = ref.name
+            pins[f"{ref.kind}/{resolution.source_name or ref.name}"] = ref.name
+        else:
+            names[ref.pointer] = resolution.snapshot["metadata"]["name"]
+            pins[f"{ref.kind}/{source_name}"] = names[ref.pointer]
 
     if missing:
         return _missing_sources(request, policy, list(dict.fromkeys(missing)))
@@ -199,8 +195,10 @@ def _pin_references(
 
     created = reused = 0
     if not request.dry_run:  # a dry-run gets the same names, and nothing is written
-        for new in snapshots.values():
-            if sources.create_snapshot(new):
+        for resolution in resolved.values():
+            if resolution.snapshot is None:
+                continue
+            if sources.create_snapshot(resolution.snapshot):
                 created += 1
             else:
                 reused += 1
@@ -209,6 +207,26 @@ def _pin_references(
         request.obj, refs, names, target.metadata_pointer, encode_pins(pins) if pins else None
     )
     return Outcome("pinned" if patch else "unchanged", patch=patch, created=created, reused=reused)
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """What one referenced name turned out to be."""
+
+    missing: bool = False
+    live: bool = False  # opted out, or a platform Secret type
+    snapshot: Mapping[str, Any] | None = None  # to create and pin to
+    source_name: str | None = None  # when the name is itself a snapshot: its source
+
+
+def _resolve(current: Mapping[str, Any] | None, kind: SourceKind, key: bytes) -> _Resolution:
+    if current is None:
+        return _Resolution(missing=True)
+    if is_snapshot(current):
+        return _Resolution(source_name=source_name_of(current))
+    if scope.source_stays_live(current, kind):
+        return _Resolution(live=True)
+    return _Resolution(snapshot=build_snapshot(key, kind, current))
 
 
 def _is_rollback(request: PinRequest, sources: Sources) -> bool:

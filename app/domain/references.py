@@ -6,11 +6,11 @@ or Secret is listed below, either as pinned or as deliberately live; a test refl
 the Kubernetes client's models and fails when the PodSpec grows a field in neither list.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.domain.pointer import join
+from app.domain.pointer import escape
 
 SourceKind = Literal["configmap", "secret"]
 
@@ -71,49 +71,64 @@ class Reference:
 
 
 def find_references(pod_spec: Mapping[str, Any], base: str) -> list[Reference]:
-    """All references in `pod_spec`, whose own pointer is `base`, in a stable order (by pointer)."""
+    """All references in `pod_spec`, whose own pointer is `base`, in a stable order."""
     found: list[Reference] = []
-    for field, kind in (PINNED_FIELDS | LIVE_FIELDS).items():
-        live = field in LIVE_FIELDS
-        for segments, holder in _resolve(pod_spec, field.split(".")[:-1], []):
-            name_key = field.rsplit(".", 1)[1]
-            name = holder.get(name_key)
-            if not isinstance(name, str) or not name:
-                continue
-            found.append(
-                Reference(
-                    kind=kind,
-                    name=name,
-                    pointer=join(base, [*segments, name_key]),
-                    field=field,
-                    optional=holder.get("optional") is True,
-                    live_by_default=live,
-                )
-            )
-    found.sort(key=lambda r: _pointer_order(r.pointer))
+    _walk(pod_spec, _FIELD_TREE, base, found)
     return found
 
 
-def _resolve(
-    node: Any, parts: list[str], prefix: list[str | int]
-) -> Iterator[tuple[list[str | int], Mapping[str, Any]]]:
-    """Yield (segments, mapping) for every mapping that `parts` reaches from `node`."""
-    if not parts:
-        if isinstance(node, Mapping):
-            yield prefix, node
-        return
+@dataclass(frozen=True)
+class _Leaf:
+    """A field holding a referenced object's name."""
+
+    field: str
+    kind: SourceKind
+    live_by_default: bool
+
+
+# The field paths as a tree, so a pod spec is walked once whatever the number of fields:
+# {"volumes[]": {"configMap": {"name": _Leaf(...)}}, ...}
+_Tree = dict[str, "_Tree | _Leaf"]
+
+
+def _field_tree() -> _Tree:
+    tree: _Tree = {}
+    for field, kind in (PINNED_FIELDS | LIVE_FIELDS).items():
+        *parents, leaf = field.split(".")
+        node = tree
+        for part in parents:
+            child = node.setdefault(part, {})
+            assert isinstance(child, dict)
+            node = child
+        node[leaf] = _Leaf(field, kind, field in LIVE_FIELDS)
+    return tree
+
+
+_FIELD_TREE = _field_tree()
+
+
+def _walk(node: Any, tree: _Tree, pointer: str, found: list[Reference]) -> None:
     if not isinstance(node, Mapping):
         return
-    head, rest = parts[0], parts[1:]
-    if head.endswith("[]"):
-        items = node.get(head[:-2])
-        if isinstance(items, list):
-            for index, item in enumerate(items):
-                yield from _resolve(item, rest, [*prefix, head[:-2], index])
-    elif head in node:
-        yield from _resolve(node[head], rest, [*prefix, head])
-
-
-def _pointer_order(pointer: str) -> list[tuple[int, str]]:
-    # Numeric segments compare as numbers so that containers/10 sorts after containers/9.
-    return [(int(s), "") if s.isdigit() else (-1, s) for s in pointer.split("/")]
+    for key, branch in tree.items():
+        if isinstance(branch, _Leaf):
+            name = node.get(key)
+            if isinstance(name, str) and name:
+                found.append(
+                    Reference(
+                        kind=branch.kind,
+                        name=name,
+                        pointer=f"{pointer}/{escape(key)}",
+                        field=branch.field,
+                        optional=node.get("optional") is True,
+                        live_by_default=branch.live_by_default,
+                    )
+                )
+        elif key.endswith("[]"):
+            items = node.get(key[:-2])
+            if isinstance(items, list):
+                prefix = f"{pointer}/{escape(key[:-2])}"
+                for index, item in enumerate(items):
+                    _walk(item, branch, f"{prefix}/{index}", found)
+        elif key in node:
+            _walk(node[key], branch, f"{pointer}/{escape(key)}", found)

@@ -1,6 +1,5 @@
 """Snapshot objects: immutable copies of a source's content, made in its namespace."""
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +40,7 @@ def build_snapshot(key: bytes, kind: SourceKind, source: Mapping[str, Any]) -> d
         snapshot["type"] = source["type"]
     for field in ("data", "binaryData"):
         if source.get(field):
-            snapshot[field] = copy.deepcopy(source[field])
+            snapshot[field] = dict(source[field])  # values are strings: a shallow copy is a copy
     snapshot["immutable"] = True
     return snapshot
 
