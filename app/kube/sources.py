@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from app.admission.sources import SourceUnavailableError
 from app.domain.references import SourceKind
-from app.domain.snapshots import is_snapshot, snapshot_digest
+from app.domain.snapshots import SOURCE_KIND, is_snapshot, snapshot_digest
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 
 RESOURCE = {"configmap": "configmaps", "secret": "secrets"}
@@ -52,7 +52,7 @@ class ClusterSources:
         return found
 
     def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
-        kind: SourceKind = "secret" if snapshot["kind"] == "Secret" else "configmap"
+        kind = SOURCE_KIND[snapshot["kind"]]
         namespace = snapshot["metadata"]["namespace"]
         name = snapshot["metadata"]["name"]
         collection = f"/api/v1/namespaces/{namespace}/{RESOURCE[kind]}"
