@@ -216,6 +216,19 @@ class TestScope:
         assert pins_of(patched) == {"configmap/app-config": snap(CONFIG)}
 
 
+class TestUntrustedNames:
+    def test_a_name_that_is_not_an_object_name_is_never_looked_up(self) -> None:
+        # Webhooks run before validation: `../` must not walk the API path to another
+        # namespace's Secret and copy it here.
+        spec = pod_spec(db="../../namespaces/other/secrets/db")
+        sources = world()
+        outcome, patched = run(deployment(spec), sources)
+        assert (NS, "secret", "../../namespaces/other/secrets/db") not in sources.reads
+        assert template_names(patched)[1] == "../../namespaces/other/secrets/db"
+        assert all("other" not in s["metadata"]["name"] for s in sources.created)
+        assert outcome.allowed
+
+
 class TestMissing:
     def test_optional_missing_reference_is_left_as_is(self) -> None:
         spec = pod_spec()

@@ -107,8 +107,12 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
     if scope.opted_out(obj.get("metadata"), target.metadata):
         return Outcome("skipped")
 
+    # Webhooks run before validation: a name that is not a valid object name (`../x`) is
+    # left for the API server to refuse, never looked up.
     refs = [
-        ref for ref in find_references(target.spec, target.spec_pointer) if not ref.live_by_default
+        ref
+        for ref in find_references(target.spec, target.spec_pointer)
+        if not ref.live_by_default and labels.is_object_name(ref.name)
     ]
     own_pins = parse_pins(target.metadata)
 

@@ -18,7 +18,13 @@ SOURCE_RESOURCE_VERSION = "configpin.io/source-resource-version"
 
 NEVER_TOUCHED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def is_object_name(value: str) -> bool:
+    """A valid ConfigMap or Secret name (a DNS subdomain)."""
+    return len(value) <= 253 and _DNS_SUBDOMAIN.match(value) is not None
 
 
 def is_label_value(value: str) -> bool:

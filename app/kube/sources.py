@@ -36,7 +36,7 @@ class ClusterSources:
             "namespace",
             "",
             namespace,
-            lambda: self._api.get(f"/api/v1/namespaces/{namespace}"),
+            lambda: self._api.get(f"/api/v1/namespaces/{_segment(namespace)}"),
         )
         found = None if obj is None else dict((obj.get("metadata") or {}).get("labels") or {})
         with self._lock:
@@ -45,7 +45,7 @@ class ClusterSources:
 
     def read(self, namespace: str, kind: SourceKind, name: str) -> Mapping[str, Any] | None:
         # A direct GET is a quorum read: an edit followed at once by a rollout is seen.
-        path = f"/api/v1/namespaces/{namespace}/{RESOURCE[kind]}/{name}"
+        path = f"/api/v1/namespaces/{_segment(namespace)}/{RESOURCE[kind]}/{_segment(name)}"
         found: Mapping[str, Any] | None = self._call(
             "read", kind, namespace, name, lambda: self._api.get(path)
         )
@@ -55,7 +55,7 @@ class ClusterSources:
         kind = SOURCE_KIND[snapshot["kind"]]
         namespace = snapshot["metadata"]["namespace"]
         name = snapshot["metadata"]["name"]
-        collection = f"/api/v1/namespaces/{namespace}/{RESOURCE[kind]}"
+        collection = f"/api/v1/namespaces/{_segment(namespace)}/{RESOURCE[kind]}"
         try:
             self._api.create(collection, snapshot)
             return True
@@ -71,7 +71,7 @@ class ClusterSources:
         # AlreadyExists: the same content made by another replica, a retry or an earlier
         # rollout is success; anything else holding the name is not ours to use.
         existing = self._call(
-            "read", kind, namespace, name, lambda: self._api.get(f"{collection}/{name}")
+            "read", kind, namespace, name, lambda: self._api.get(f"{collection}/{_segment(name)}")
         )
         if (
             existing is not None
@@ -87,7 +87,10 @@ class ClusterSources:
         self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
     ) -> list[Mapping[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
-        path = f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector={quote(selector)}"
+        path = (
+            f"/apis/apps/v1/namespaces/{_segment(namespace)}/replicasets"
+            f"?labelSelector={quote(selector, safe='')}"
+        )
         listed = self._call(
             "list ReplicaSets of",
             "deployment",
@@ -110,3 +113,8 @@ class ClusterSources:
             return call()
         except (ApiError, ApiUnreachableError) as error:
             raise SourceUnavailableError(action, kind, namespace, name, str(error)) from None
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: names come from objects under review, not yet validated."""
+    return quote(value, safe="")

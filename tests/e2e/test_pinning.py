@@ -447,3 +447,22 @@ def test_a_snapshot_name_taken_by_another_object_fails_per_kind_with_an_event(
 
     event = eventually(warning_event, what="a PinningFailed event")
     assert event["involvedObject"]["kind"] == "Pod" and taken in event["message"]
+
+
+def test_a_crafted_reference_cannot_copy_another_namespaces_secret(
+    admin: RawApi, namespaces: Namespaces
+) -> None:
+    victim = namespaces.make(opted_in=False)
+    create(admin, secret(victim, "db", {"password": "victim-only-value"}))
+    attacker = namespaces.make()
+    seed(admin, attacker)
+    crafted = web_deployment(attacker)
+    env = crafted["spec"]["template"]["spec"]["containers"][0]["env"][0]
+    env["valueFrom"]["secretKeyRef"]["name"] = f"../../{victim}/secrets/db"
+    with pytest.raises(ApiError) as refused:  # the API server's validation refuses the name
+        create(admin, crafted)
+    assert refused.value.status == 422
+    stolen = b64("victim-only-value")
+    assert all(
+        stolen not in (s.get("data") or {}).values() for s in items(admin, "v1", "Secret", attacker)
+    )
