@@ -94,7 +94,11 @@ def ensure_cluster(state_name: str | None = None) -> tuple[str, bool]:
     _started_dir = cluster_dir
     atexit.register(teardown_cluster)
     try:
-        result = _run("up", cluster_dir, check=True)
+        result = _run("up", cluster_dir, check=False)
+        if result.returncode != 0:
+            # Free ports are picked before the daemons bind them: another process can take
+            # one in between. `up` cleaned up after itself; one more try settles it.
+            result = _run("up", cluster_dir, check=True)
     except BaseException:
         teardown_cluster()
         raise

@@ -134,3 +134,45 @@ def rollout_undo(
         body=[{"op": "replace", "path": "/spec/template", "value": template}],
         content_type="application/json-patch+json",
     )
+
+
+def configmap(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "data": data,
+    }
+
+
+def secret(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
+    """An Opaque Secret; `data` is given as text and stored base64-encoded."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "type": "Opaque",
+        "data": {key: b64(value) for key, value in data.items()},
+    }
+
+
+def mounting_deployment(
+    namespace: str, name: str, config: str, replicas: int = 1
+) -> dict[str, Any]:
+    """A one-container Deployment mounting the ConfigMap `config`."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": "app", "image": "registry.example/app:1"}],
+                    "volumes": [{"name": "config", "configMap": {"name": config}}],
+                },
+            },
+        },
+    }

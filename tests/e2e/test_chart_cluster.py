@@ -13,7 +13,16 @@ import pytest
 import yaml
 
 from app.kube.api import ApiError, RawApi, connect
-from devkit.kubeobjects import PLURALS, collection, create, delete, eventually, get
+from devkit.kubeobjects import (
+    PLURALS,
+    collection,
+    configmap,
+    create,
+    delete,
+    eventually,
+    get,
+    mounting_deployment,
+)
 from devkit.localwebhook import REPO_ROOT, Webhook, service_account_kubeconfig
 from tests.chart.test_chart_render import VALUES
 from tests.e2e.conftest import Namespaces
@@ -177,34 +186,8 @@ def test_installed_release_pins_an_opted_in_deployment(
     admin: RawApi, installed: Webhook, namespaces: Namespaces
 ) -> None:
     ns = namespaces.make()
-    create(
-        admin,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "app-config", "namespace": ns},
-            "data": {"k": "v"},
-        },
-    )
-    deployment = create(
-        admin,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {
-                        "containers": [{"name": "web", "image": "registry.example/web:1"}],
-                        "volumes": [{"name": "v", "configMap": {"name": "app-config"}}],
-                    },
-                },
-            },
-        },
-    )
+    create(admin, configmap(ns, "app-config", {"k": "v"}))
+    deployment = create(admin, mounting_deployment(ns, "web", "app-config"))
     assert deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"].startswith(
         "app-config-"
     )
@@ -246,15 +229,7 @@ def test_the_release_identity_is_refused_what_it_does_not_need(
     admin: RawApi, installed: Webhook, namespaces: Namespaces, method: str, path: str, body: Any
 ) -> None:
     ns = namespaces.make()
-    create(
-        admin,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "app-config", "namespace": ns},
-            "data": {"k": "v"},
-        },
-    )
+    create(admin, configmap(ns, "app-config", {"k": "v"}))
     identity = RawApi(connect(installed.kubeconfig), timeout_seconds=10)
     content_type = "application/json-patch+json" if method == "PATCH" else "application/json"
     with pytest.raises(ApiError) as refused:

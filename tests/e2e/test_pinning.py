@@ -12,6 +12,7 @@ from app.kube.api import ApiError, RawApi
 from devkit.kubeobjects import (
     apply,
     b64,
+    configmap,
     create,
     create_with_warnings,
     eventually,
@@ -20,6 +21,7 @@ from devkit.kubeobjects import (
     patch,
     rollout_restart,
     rollout_undo,
+    secret,
     update,
 )
 from devkit.localwebhook import Webhook
@@ -28,26 +30,6 @@ from tests.e2e.conftest import Namespaces
 PINS = "configpin.io/pins"
 DB_PASSWORD = "e2e-sentinel-db-password-4417"
 TOKEN = "e2e-sentinel-api-token-9921"
-
-
-def configmap(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, **meta},
-        "data": data,
-    }
-
-
-def secret(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
-    encoded = {key: b64(value) for key, value in data.items()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, **meta},
-        "type": "Opaque",
-        "data": encoded,
-    }
 
 
 def web_deployment(

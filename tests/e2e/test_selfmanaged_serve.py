@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.kube.api import RawApi
-from devkit.kubeobjects import create, delete, eventually, get
+from devkit.kubeobjects import configmap, create, delete, eventually, get, mounting_deployment
 from devkit.localwebhook import RELEASE, Webhook, helm_template
 from tests.e2e.conftest import Namespaces
 
@@ -102,15 +102,7 @@ def test_rotation_is_picked_up_live_and_the_api_server_keeps_calling(
     eventually(injected, timeout=30, what="the caBundle to be injected")
     time.sleep(2)  # the API server's informer on webhook configurations catches up
     ns = namespaces.make()
-    create(
-        admin,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "app-config", "namespace": ns},
-            "data": {"k": "v"},
-        },
-    )
+    create(admin, configmap(ns, "app-config", {"k": "v"}))
     assert rotating_webhook.process is not None
     pid = rotating_webhook.process.pid
     certificates: list[bytes] = []
@@ -129,25 +121,7 @@ def test_rotation_is_picked_up_live_and_the_api_server_keeps_calling(
         # Each Deployment goes through this webhook (failurePolicy Fail): an untrusted
         # certificate or a server down would refuse it.
         name = f"web-{calls}"
-        created = create(
-            admin,
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {
-                    "replicas": 0,
-                    "selector": {"matchLabels": {"app": name}},
-                    "template": {
-                        "metadata": {"labels": {"app": name}},
-                        "spec": {
-                            "containers": [{"name": "c", "image": "registry.example/c:1"}],
-                            "volumes": [{"name": "v", "configMap": {"name": "app-config"}}],
-                        },
-                    },
-                },
-            },
-        )
+        created = create(admin, mounting_deployment(ns, name, "app-config", replicas=0))
         assert created["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"].startswith(
             "app-config-"
         )
