@@ -5,7 +5,6 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from app.certs import Pem, make_ca, make_serving
 from app.domain.rotation import (
@@ -16,6 +15,7 @@ from app.domain.rotation import (
     service_sans,
     split_certificates,
 )
+from tests import tlscheck
 
 T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 DAY = datetime.timedelta(days=1)
@@ -34,18 +34,7 @@ def cert(pem: bytes) -> x509.Certificate:
 
 
 def verifies(serving: Pem, ca_bundle: bytes, now: datetime.datetime) -> bool:
-    """As a TLS client that trusts `ca_bundle` would see the serving certificate."""
-    verifier = (
-        PolicyBuilder()
-        .store(Store(x509.load_pem_x509_certificates(ca_bundle)))
-        .time(now)
-        .build_server_verifier(x509.DNSName(HOST))
-    )
-    try:
-        verifier.verify(cert(serving.cert), [])
-    except VerificationError:
-        return False
-    return True
+    return tlscheck.verifies(serving.cert, ca_bundle, now, HOST)
 
 
 def issued_by(serving: Pem, ca: Pem) -> bool:

@@ -116,7 +116,7 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
     ]
     own_pins = parse_pins(target.metadata)
 
-    if request.kind == "Pod" and _controller(obj) is not None:
+    if request.kind == "Pod" and _has_controller(obj):
         # Pods of a controller are pinned per owner revision in a later step; until then
         # they keep what their template gave them.
         pinned = snapshot_sources(own_pins)
@@ -317,8 +317,6 @@ def _target(kind: ObjectKind, obj: Mapping[str, Any]) -> _Target:
     )
 
 
-def _controller(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(owner, Mapping) and owner.get("controller") is True:
-            return owner
-    return None
+def _has_controller(obj: Mapping[str, Any]) -> bool:
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(isinstance(o, Mapping) and o.get("controller") is True for o in owners)

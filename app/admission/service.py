@@ -6,7 +6,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin
+from app.admission.pinner import ObjectKind, OnFailure, Outcome, PinRequest, Policy, pin
 from app.admission.review import AdmissionReview, response
 from app.admission.sources import Sources
 from app.metrics import Metrics
@@ -91,8 +91,8 @@ def _where(error: BaseException) -> str:
     )
 
 
-def _internal_error(kind: str, policy: Policy) -> Outcome:
-    if policy.on_failure("Deployment" if kind == "Deployment" else "Pod") == OnFailure.DENY:
+def _internal_error(kind: ObjectKind, policy: Policy) -> Outcome:
+    if policy.on_failure(kind) == OnFailure.DENY:
         return Outcome(
             "error",
             allowed=False,

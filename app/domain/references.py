@@ -60,14 +60,8 @@ class Reference:
     kind: SourceKind
     name: str
     pointer: str  # RFC 6901 pointer to the name field, from the object's root
-    field: str  # the field path, as in PINNED_FIELDS / LIVE_FIELDS
     optional: bool
     live_by_default: bool
-
-    @property
-    def source_key(self) -> str:
-        """The key used in `configpin.io/live` and `configpin.io/pins`: `configmap/NAME`."""
-        return f"{self.kind}/{self.name}"
 
 
 def find_references(pod_spec: Mapping[str, Any], base: str) -> list[Reference]:
@@ -81,7 +75,6 @@ def find_references(pod_spec: Mapping[str, Any], base: str) -> list[Reference]:
 class _Leaf:
     """A field holding a referenced object's name."""
 
-    field: str
     kind: SourceKind
     live_by_default: bool
 
@@ -100,7 +93,7 @@ def _field_tree() -> _Tree:
             child = node.setdefault(part, {})
             assert isinstance(child, dict)
             node = child
-        node[leaf] = _Leaf(field, kind, field in LIVE_FIELDS)
+        node[leaf] = _Leaf(kind, field in LIVE_FIELDS)
     return tree
 
 
@@ -119,7 +112,6 @@ def _walk(node: Any, tree: _Tree, pointer: str, found: list[Reference]) -> None:
                         kind=branch.kind,
                         name=name,
                         pointer=f"{pointer}/{escape(key)}",
-                        field=branch.field,
                         optional=node.get("optional") is True,
                         live_by_default=branch.live_by_default,
                     )

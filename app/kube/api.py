@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
@@ -62,6 +63,22 @@ class RawApi:
 
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("POST", path, body=body)
+
+    def create_or_get(
+        self, collection: str, body: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """(the object, True) when created; (the object already there, False) when the name
+        was taken, by another replica or a retry. Deciding whether that object is usable is
+        the caller's."""
+        try:
+            return self.create(collection, body), True
+        except ApiError as error:
+            if error.status != 409:
+                raise
+        existing = self.get(f"{collection}/{quote(body['metadata']['name'], safe='')}")
+        if existing is None:  # created and deleted again in between
+            raise ApiError(409, "Conflict (the object vanished after AlreadyExists)")
+        return existing, False
 
     def request(
         self,

@@ -4,7 +4,7 @@ import base64
 
 from app.certs import new_hmac_key
 from app.domain.naming import check_key
-from app.kube.api import ApiError, RawApi
+from app.kube.api import RawApi
 
 KEY_FIELD = "key"
 
@@ -14,7 +14,7 @@ def ensure_hmac_key(api: RawApi, namespace: str, name: str) -> bytes:
     upgrade finds the key it had, so snapshot names stay stable."""
     path = f"/api/v1/namespaces/{namespace}/secrets"
     secret = api.get(f"{path}/{name}")
-    if secret is None:
+    if secret is None:  # read first: the usual case, and no key is generated for nothing
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -27,13 +27,8 @@ def ensure_hmac_key(api: RawApi, namespace: str, name: str) -> bytes:
             "data": {KEY_FIELD: base64.b64encode(new_hmac_key()).decode()},
             "immutable": True,
         }
-        try:
-            secret = api.create(path, body)
-        except ApiError as error:
-            if error.status != 409:
-                raise
-            secret = api.get(f"{path}/{name}")
-    encoded = ((secret or {}).get("data") or {}).get(KEY_FIELD)
+        secret, _ = api.create_or_get(path, body)
+    encoded = (secret.get("data") or {}).get(KEY_FIELD)
     if not isinstance(encoded, str):
         raise ValueError(f"Secret {namespace}/{name} has no '{KEY_FIELD}' entry")
     return check_key(base64.b64decode(encoded).strip())

@@ -140,17 +140,10 @@ class SelfManagedTLS:
             "type": "Opaque",
             "data": _data(bundle),
         }
-        try:
-            created = self._api.create(self._secrets, body)
+        secret, created = self._api.create_or_get(self._secrets, body)
+        if created:
             log.info("created TLS Secret %s/%s with a new CA", self._namespace, self._secret)
-            return created
-        except ApiError as error:
-            if error.status != 409:
-                raise
-        winner = self._api.get(f"{self._secrets}/{self._secret}")
-        if winner is None:  # created and deleted again in between: start over next step
-            raise ApiError(404, "TLS Secret vanished while it was being created")
-        return winner
+        return secret
 
     def _publish(self, ca_bundle: bytes) -> None:
         """Write the caBundle into every webhook of the configuration that lacks it."""

@@ -56,29 +56,19 @@ class ClusterSources:
         namespace = snapshot["metadata"]["namespace"]
         name = snapshot["metadata"]["name"]
         collection = f"/api/v1/namespaces/{_segment(namespace)}/{RESOURCE[kind]}"
-        try:
-            self._api.create(collection, snapshot)
-            return True
-        except ApiError as error:
-            if error.status != 409:
-                raise SourceUnavailableError(
-                    "create snapshot", kind, namespace, name, str(error)
-                ) from None
-        except ApiUnreachableError as error:
-            raise SourceUnavailableError(
-                "create snapshot", kind, namespace, name, str(error)
-            ) from None
-        # AlreadyExists: the same content made by another replica, a retry or an earlier
-        # rollout is success; anything else holding the name is not ours to use.
-        existing = self._call(
-            "read", kind, namespace, name, lambda: self._api.get(f"{collection}/{_segment(name)}")
+        existing, created = self._call(
+            "create snapshot",
+            kind,
+            namespace,
+            name,
+            lambda: self._api.create_or_get(collection, snapshot),
         )
-        if (
-            existing is not None
-            and is_snapshot(existing)
-            and snapshot_digest(existing) == snapshot_digest(snapshot)
+        # The same content made by another replica, a retry or an earlier rollout is
+        # success; anything else holding the name is not ours to use.
+        if created or (
+            is_snapshot(existing) and snapshot_digest(existing) == snapshot_digest(snapshot)
         ):
-            return False
+            return bool(created)
         raise SourceUnavailableError(
             "create snapshot", kind, namespace, name, "the name is taken by another object"
         )

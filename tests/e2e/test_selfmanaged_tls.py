@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.x509.verification import PolicyBuilder, Store
 
 from app.domain.rotation import Lifetimes, service_sans
 from app.kube.api import ApiError, RawApi, connect
@@ -31,6 +30,7 @@ from devkit.localwebhook import (
     helm_template,
     service_account_kubeconfig,
 )
+from tests import tlscheck
 
 NAME = "configpin-tls-e2e"
 SECRET = f"{NAME}-tls"
@@ -138,19 +138,7 @@ def published_ca_bundles(admin: RawApi) -> list[bytes]:
 
 def verifies(cert_file: Path, ca_bundle: bytes, now: datetime.datetime) -> bool:
     """Whether a client trusting `ca_bundle` accepts the served certificate for HOST."""
-    if not ca_bundle:
-        return False
-    verifier = (
-        PolicyBuilder()
-        .store(Store(x509.load_pem_x509_certificates(ca_bundle)))
-        .time(now)
-        .build_server_verifier(x509.DNSName(HOST))
-    )
-    try:
-        verifier.verify(x509.load_pem_x509_certificate(cert_file.read_bytes()), [])
-    except Exception:
-        return False
-    return True
+    return tlscheck.verifies(cert_file.read_bytes(), ca_bundle, now, HOST)
 
 
 def tls(api: RawApi, cert_dir: Path, webhook_configuration: str | None = NAME) -> SelfManagedTLS:
