@@ -31,6 +31,13 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.unpinned_pods = Counter(
+            "configpin_unpinned_pods",
+            "Pods admitted with live references because their controller's kind is not in "
+            "the table of workload kinds, by that kind.",
+            ["owner_kind"],
+            registry=self.registry,
+        )
         self.bad_requests = Counter(
             "configpin_bad_requests",
             "Requests refused before review: too large, wrong content type, malformed.",

@@ -13,22 +13,19 @@ from typing import Any
 import jsonpatch
 import yaml
 
-from app.admission.pinner import ObjectKind, PinRequest, Policy, pin
+from app.admission.pinner import PinRequest, Policy, pin
 from app.domain.references import SourceKind
 from app.domain.snapshots import SOURCE_KIND
+from app.domain.workloads import Rollbacks, WorkloadKind, Workloads
 
 DEFAULT_NAMESPACE = "default"
-PINNED_KINDS: dict[tuple[str, str], ObjectKind] = {
-    ("v1", "Pod"): "Pod",
-    ("apps/v1", "Deployment"): "Deployment",
-}
 
 
 class RenderError(Exception):
     pass
 
 
-def load_documents(texts: Iterable[tuple[str, str]]) -> list[Any]:
+def load_documents(texts: Iterable[tuple[str, str]], kinds: Workloads | None = None) -> list[Any]:
     """Every YAML document of every (file name, text), in order; empty documents dropped."""
     documents: list[Any] = []
     for filename, text in texts:
@@ -39,7 +36,7 @@ def load_documents(texts: Iterable[tuple[str, str]]) -> list[Any]:
         except ValueError:  # a scalar under an explicit tag that does not convert (!!int x)
             raise RenderError(f"{filename}: invalid YAML: a value does not match its tag") from None
         for index, doc in enumerate(loaded, start=1):
-            _check_shape(filename, index, doc)
+            _check_shape(filename, index, doc, kinds or Workloads())
         documents.extend(loaded)
     return documents
 
@@ -59,12 +56,19 @@ def _where(error: yaml.YAMLError) -> str:
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|[!*&]\S+")
 
 
-def _check_shape(filename: str, index: int, doc: Any) -> None:
+def _check_shape(filename: str, index: int, doc: Any, kinds: Workloads) -> None:
     """Objects configpin reads must have the shape the API server would enforce."""
-    if not isinstance(doc, dict) or (doc.get("apiVersion"), doc.get("kind")) not in _SHAPED:
+    if not isinstance(doc, dict):
+        return
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    if key in _SOURCE_FIELDS:
+        fields = _SOURCE_FIELDS[key]
+    elif kinds.find_object(doc) is not None:
+        fields = ("spec",)
+    else:
         return
     where = f"{filename}: document {index} ({doc['kind']})"
-    for field in ("metadata", *_SHAPED[(doc["apiVersion"], doc["kind"])]):
+    for field in ("metadata", *fields):
         if field in doc and not isinstance(doc[field], dict):
             raise RenderError(f"{where}: {field} must be a mapping")
     name = (doc.get("metadata") or {}).get("name")
@@ -72,12 +76,11 @@ def _check_shape(filename: str, index: int, doc: Any) -> None:
         raise RenderError(f"{where}: metadata.name must be a non-empty string")
 
 
-# The kinds render reads or rewrites, and their fields that must be mappings.
-_SHAPED: dict[tuple[str, str], tuple[str, ...]] = {
+# The sources render reads, and their fields that must be mappings (for the kinds it
+# rewrites: `spec`).
+_SOURCE_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("v1", "ConfigMap"): ("data", "binaryData"),
     ("v1", "Secret"): ("data", "stringData"),
-    ("v1", "Pod"): ("spec",),
-    ("apps/v1", "Deployment"): ("spec",),
 }
 
 
@@ -99,7 +102,7 @@ class ManifestSources:
         return self._objects.get((namespace, kind, name))
 
     def revision_templates(
-        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
     ) -> list[Mapping[str, Any]]:
         return []  # manifests have no history: render only ever sees a CREATE
 
@@ -111,14 +114,15 @@ class ManifestSources:
         return True
 
 
-def render(documents: list[Any], key: bytes) -> list[Any]:
-    """Pinned copies of `documents` followed by each new snapshot once, sorted by name."""
+def render(documents: list[Any], key: bytes, kinds: Workloads | None = None) -> list[Any]:
+    """Pinned copies of `documents` (every kind of the table) followed by each new
+    snapshot once, sorted by name."""
     sources = ManifestSources(documents)
-    policy = Policy(key=key, check_namespace_label=False)
+    policy = Policy(key=key, check_namespace_label=False, kinds=kinds or Workloads())
     output: list[Any] = []
     missing: list[str] = []
     for doc in documents:
-        kind = _pinned_kind(doc)
+        kind = _pinned_kind(doc, policy.kinds)
         if kind is None:
             output.append(doc)
             continue
@@ -138,10 +142,10 @@ def dump(documents: list[Any]) -> str:
     )
 
 
-def _pinned_kind(doc: Any) -> ObjectKind | None:
+def _pinned_kind(doc: Any, kinds: Workloads) -> WorkloadKind | None:
     if not isinstance(doc, dict):
         return None
-    return PINNED_KINDS.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+    return kinds.find_object(doc)
 
 
 def _source_kind(doc: Any) -> SourceKind | None:

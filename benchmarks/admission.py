@@ -133,7 +133,7 @@ def main() -> None:
         return json.dumps(json.loads(body)).encode()
 
     def configpin() -> object:
-        return json.dumps(admission.review(parse_review(body))).encode()
+        return json.dumps(admission.review(parse_review(body, admission.kinds))).encode()
 
     answer = json.loads(configpin())
     assert answer["response"]["allowed"] and answer["response"]["patch"], "the benchmark must pin"

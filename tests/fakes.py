@@ -24,6 +24,7 @@ from typing import Any, Literal
 from app.admission.sources import SourceUnavailableError
 from app.domain.references import SourceKind
 from app.domain.snapshots import SOURCE_KIND, snapshot_digest, source_name_of
+from app.domain.workloads import Rollbacks
 
 Action = Literal["read", "create"]
 Key = tuple[str, SourceKind, str]  # (namespace, kind, name)
@@ -41,8 +42,10 @@ class MemorySources:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []
         self.reads: list[Key] = []
-        # (namespace, owner uid, pod template) of each ReplicaSet a Deployment controls.
+        # (namespace, owner uid, pod template) of each ReplicaSet a Deployment controls,
+        # and of each ControllerRevision a StatefulSet or DaemonSet controls.
         self.replica_sets: list[tuple[str, str, dict[str, Any]]] = []
+        self.controller_revisions: list[tuple[str, str, dict[str, Any]]] = []
         self._failures: set[tuple[Action, Key]] = set()
         for obj in objects:
             self.add(obj)
@@ -87,11 +90,16 @@ class MemorySources:
         return True
 
     def revision_templates(
-        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
     ) -> list[Mapping[str, Any]]:
+        revisions = {
+            Rollbacks.NONE: [],
+            Rollbacks.REPLICA_SETS: self.replica_sets,
+            Rollbacks.CONTROLLER_REVISIONS: self.controller_revisions,
+        }[kind]
         return [
             copy.deepcopy(template)
-            for ns, uid, template in self.replica_sets
+            for ns, uid, template in revisions
             if ns == namespace and uid == owner_uid
         ]
 

@@ -28,6 +28,8 @@ from fastapi.testclient import TestClient
 from app.admission.pinner import Policy
 from app.admission.service import Admission
 from app.domain.pinning import parse_pins
+from app.domain.pointer import resolve
+from app.domain.workloads import Workloads
 from app.metrics import Metrics
 from app.web.app import create_app
 from tests.fakes import MemorySources
@@ -102,7 +104,9 @@ def test_golden_review(case: str) -> None:
     check_or_update(folder / "snapshots.json", sources.created)
 
     # Every pin names a snapshot that exists (created now or made earlier).
-    holder = patched if patched["kind"] == "Pod" else patched["spec"]["template"]
+    kind = Workloads().find_object(patched)
+    assert kind is not None
+    holder = resolve(patched, kind.template)
     for source_key, snapshot_name in parse_pins(holder.get("metadata")).items():
         kind = source_key.partition("/")[0]
         assert (review["request"]["namespace"], kind, snapshot_name) in sources.objects

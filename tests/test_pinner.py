@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from app.admission.pinner import OnFailure, OnMissing, Outcome, PinRequest, Policy, pin
 from app.domain import labels
 from app.domain.naming import content_digest, snapshot_name
+from app.domain.workloads import POD
 from tests.fakes import MemorySources
 
 KEY = b"pinner-test-key-0123456789"
@@ -99,13 +100,11 @@ def run(
     dry_run: bool = False,
     namespace: str = NS,
 ) -> tuple[Outcome, dict[str, Any]]:
-    kind = "Pod" if obj["kind"] == "Pod" else "Deployment"
+    policy = policy or Policy(key=KEY)
+    kind = policy.kinds.find_object(obj)
+    assert kind is not None
     operation = "CREATE" if old is None else "UPDATE"
-    outcome = pin(
-        PinRequest(kind, operation, namespace, obj, old, dry_run),
-        sources,
-        policy or Policy(key=KEY),
-    )  # type: ignore[arg-type]
+    outcome = pin(PinRequest(kind, operation, namespace, obj, old, dry_run), sources, policy)
     patched: dict[str, Any] = jsonpatch.apply_patch(obj, outcome.patch) if outcome.patch else obj
     return outcome, patched
 
@@ -406,18 +405,26 @@ class TestPods:
 
     def test_controller_owned_pod_with_unpinned_references_is_admitted_unchanged(self) -> None:
         owner = {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
             "name": "db",
             "uid": "u",
             "controller": True,
         }
         outcome, _ = run(bare_pod(ownerReferences=[owner]), world())
         assert outcome.patch == [] and outcome.result == "skipped"
+        assert outcome.unpinned_owner == "Widget"  # a kind outside the table: counted
+
+    def test_a_pod_of_a_kind_in_the_table_is_not_counted_as_unpinned(self) -> None:
+        # Its owner's template was left live on purpose (opted out, or made before the
+        # namespace opted in): not a gap in the table.
+        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w", "controller": True}
+        outcome, _ = run(bare_pod(ownerReferences=[owner]), world())
+        assert outcome.result == "skipped" and outcome.unpinned_owner is None
 
     def test_pod_updates_are_not_handled(self) -> None:
         outcome = pin(
-            PinRequest("Pod", "UPDATE", NS, bare_pod(), bare_pod()), world(), Policy(key=KEY)
+            PinRequest(POD, "UPDATE", NS, bare_pod(), bare_pod()), world(), Policy(key=KEY)
         )
         assert outcome.result == "skipped"
 

@@ -273,9 +273,9 @@ BAD_REVIEWS: dict[str, tuple[bytes, str]] = {
         json.dumps(_with(("request", "operation"), 7)).encode(),
         "request.operation",
     ),
-    "apps ReplicaSet": (
+    "batch CronJob": (
         json.dumps(
-            _with(("request", "kind"), {"group": "apps", "version": "v1", "kind": "ReplicaSet"})
+            _with(("request", "kind"), {"group": "batch", "version": "v1", "kind": "CronJob"})
         ).encode(),
         "request.kind",
     ),
@@ -542,3 +542,24 @@ def test_metrics_count_reviews_by_kind_and_outcome_and_time_them(webhook: Webhoo
     buckets = samples(text, "configpin_admission_duration_seconds_bucket")
     assert buckets[(("kind", "Pod"), ("le", "+Inf"))] == 1.0
     assert samples(text, "configpin_snapshots_total") == {(("result", "created"),): 2.0}
+
+
+def test_pods_of_a_controller_outside_the_table_are_admitted_unchanged_and_counted(
+    webhook: Webhook,
+) -> None:
+    owned = pod()
+    owned["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "name": "w",
+            "uid": "u",
+            "controller": True,
+        }
+    ]
+    answer = webhook.answer(review(owned))
+    assert answer["allowed"] is True
+    assert_no_patch(answer)
+    assert samples(webhook.metrics_text(), "configpin_unpinned_pods_total") == {
+        (("owner_kind", "Widget"),): 1.0
+    }

@@ -8,7 +8,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from app.admission.sources import Sources, SourceUnavailableError
 from app.domain import labels, scope
@@ -20,11 +20,10 @@ from app.domain.pinning import (
     snapshot_sources,
     unpinned_template,
 )
+from app.domain.pointer import resolve
 from app.domain.references import Reference, SourceKind, find_references
 from app.domain.snapshots import build_snapshot, is_snapshot, source_name_of
-
-ObjectKind = Literal["Pod", "Deployment"]
-POD_TEMPLATE_HASH = "pod-template-hash"
+from app.domain.workloads import Rollbacks, WorkloadKind, Workloads, controller_of
 
 
 class OnFailure(StrEnum):
@@ -45,14 +44,17 @@ class Policy:
     pod_failure: OnFailure = OnFailure.ALLOW
     missing_source: OnMissing = OnMissing.WARN
     check_namespace_label: bool = True
+    kinds: Workloads = field(default_factory=Workloads)
 
-    def on_failure(self, kind: ObjectKind) -> OnFailure:
-        return self.deployment_failure if kind == "Deployment" else self.pod_failure
+    def on_failure(self, kind: WorkloadKind) -> OnFailure:
+        """Workload templates follow `deployment_failure` (an apply can be retried), Pods
+        `pod_failure`."""
+        return self.pod_failure if kind.is_pod else self.deployment_failure
 
 
 @dataclass(frozen=True)
 class PinRequest:
-    kind: ObjectKind
+    kind: WorkloadKind
     operation: str
     namespace: str
     obj: Mapping[str, Any]
@@ -73,6 +75,9 @@ class Outcome:
     missing: tuple[str, ...] = ()  # "secret ns/name" of required sources that do not exist
     status_code: int = 403  # for a denial: 403 a decision on the object, 503 the API failed
     api_failure: bool = False
+    # The kind of the controller whose Pod was admitted with live references because that
+    # kind is not in the table (for `configpin_unpinned_pods_total`).
+    unpinned_owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,8 @@ def pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
 
 
 def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
-    obj, namespace = request.obj, request.namespace
-    handled = ("CREATE",) if request.kind == "Pod" else ("CREATE", "UPDATE")
-    if request.operation not in handled:
+    kind, obj, namespace = request.kind, request.obj, request.namespace
+    if request.operation not in kind.operations:
         return Outcome("skipped")
     if scope.namespace_never_touched(namespace, policy.own_namespace):
         return Outcome("skipped")
@@ -103,7 +107,7 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
         ns_labels = sources.namespace_labels(namespace)
         if ns_labels is None or not scope.namespace_opted_in(ns_labels):
             return Outcome("skipped")
-    target = _target(request.kind, obj)
+    target = _target(kind, obj)
     if scope.opted_out(obj.get("metadata"), target.metadata):
         return Outcome("skipped")
 
@@ -116,17 +120,19 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
     ]
     own_pins = parse_pins(target.metadata)
 
-    if request.kind == "Pod" and _has_controller(obj):
-        # Pods of a controller are pinned per owner revision in a later step; until then
-        # they keep what their template gave them.
+    owner = controller_of(obj) if kind.unless_controlled else None
+    if owner is not None:
+        # Made by a controller: it gets what its owner's pinned template gave it.
         pinned = snapshot_sources(own_pins)
-        already = all((ref.kind, ref.name) in pinned for ref in refs)
-        return Outcome("unchanged" if already else "skipped")
+        if all((ref.kind, ref.name) in pinned for ref in refs):
+            return Outcome("unchanged")
+        unknown = policy.kinds.find_object(owner) is None
+        return Outcome("skipped", unpinned_owner=str(owner.get("kind")) if unknown else None)
 
     old_pins: Pins = {}
-    if request.kind == "Deployment" and request.old is not None:
-        old_template = (request.old.get("spec") or {}).get("template") or {}
-        new_template = (obj.get("spec") or {}).get("template") or {}
+    if request.old is not None:
+        old_template = _template(kind, request.old)
+        new_template = _template(kind, obj)
         old_pins = parse_pins(old_template.get("metadata"))
         if unpinned_template(old_template, [old_pins, own_pins]) == unpinned_template(
             new_template, [old_pins, own_pins]
@@ -234,27 +240,30 @@ def _resolve(current: Mapping[str, Any] | None, kind: SourceKind, key: bytes) ->
 
 
 def _is_rollback(request: PinRequest, sources: Sources) -> bool:
-    """Whether the new template is one of the Deployment's ReplicaSets' own, written back
+    """Whether the new template is one of the workload's revisions' own, written back
     (`kubectl rollout undo`): its pins then stay exactly as they were, even where they equal
-    the current ones, so the old ReplicaSet comes back with its old config."""
+    the current ones, so the old revision comes back with its old config."""
+    kind = request.kind
     old_meta = (request.old or {}).get("metadata") or {}
     spec = request.obj.get("spec") or {}
     match_labels = (spec.get("selector") or {}).get("matchLabels") or {}
-    if not old_meta.get("uid") or not match_labels:
+    if kind.rollbacks == Rollbacks.NONE or not old_meta.get("uid") or not match_labels:
         return False
-    template = spec.get("template") or {}
+    template = _template(kind, request.obj)
+    revisions = sources.revision_templates(
+        request.namespace, kind.rollbacks, old_meta["uid"], match_labels
+    )
     return any(
-        _without_hash(existing) == template
-        for existing in sources.revision_templates(request.namespace, old_meta["uid"], match_labels)
+        _without_label(existing, kind.revision_hash_label) == template for existing in revisions
     )
 
 
-def _without_hash(template: Mapping[str, Any]) -> dict[str, Any]:
-    """A ReplicaSet's template as its Deployment holds it: without `pod-template-hash`."""
+def _without_label(template: Mapping[str, Any], label: str | None) -> dict[str, Any]:
+    """A revision's template as its workload holds it: without the controller's hash label."""
     result = copy.deepcopy(dict(template))
     pod_labels = (result.get("metadata") or {}).get("labels")
-    if isinstance(pod_labels, dict):
-        pod_labels.pop(POD_TEMPLATE_HASH, None)
+    if label is not None and isinstance(pod_labels, dict):
+        pod_labels.pop(label, None)
     return result
 
 
@@ -301,22 +310,22 @@ def _api_failure(request: PinRequest, policy: Policy, error: SourceUnavailableEr
             status_code=503,
             api_failure=True,
         )
-    message = f"configpin: {request.kind} admitted unpinned, {error}"
+    message = f"configpin: {request.kind.kind} admitted unpinned, {error}"
     return Outcome("failed-open", warnings=(message,), event=message, api_failure=True)
 
 
-def _target(kind: ObjectKind, obj: Mapping[str, Any]) -> _Target:
-    if kind == "Pod":
-        return _Target("/spec", "/metadata", obj.get("spec") or {}, obj.get("metadata") or {})
-    template = (obj.get("spec") or {}).get("template") or {}
+def _template(kind: WorkloadKind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod template of `obj` where the table says it sits (a Pod is its own)."""
+    template = resolve(obj, kind.template)
+    return template if isinstance(template, Mapping) else {}
+
+
+def _target(kind: WorkloadKind, obj: Mapping[str, Any]) -> _Target:
+    template = _template(kind, obj)
+    spec, metadata = template.get("spec"), template.get("metadata")
     return _Target(
-        "/spec/template/spec",
-        "/spec/template/metadata",
-        template.get("spec") or {},
-        template.get("metadata") or {},
+        kind.spec_pointer,
+        kind.metadata_pointer,
+        spec if isinstance(spec, Mapping) else {},
+        metadata if isinstance(metadata, Mapping) else {},
     )
-
-
-def _has_controller(obj: Mapping[str, Any]) -> bool:
-    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(isinstance(o, Mapping) and o.get("controller") is True for o in owners)

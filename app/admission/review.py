@@ -7,15 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.admission.pinner import ObjectKind, Outcome
+from app.admission.pinner import Outcome
+from app.domain.workloads import Workloads
 
 API_VERSION = "admission.k8s.io/v1"
 # Kubernetes truncates longer warnings; keep each one readable on a terminal line.
 MAX_WARNING_LENGTH = 120
-HANDLED_KINDS: dict[tuple[str, str], ObjectKind] = {
-    ("", "Pod"): "Pod",
-    ("apps", "Deployment"): "Deployment",
-}
 
 
 class BadReviewError(ValueError):
@@ -40,10 +37,6 @@ class AdmissionRequest(BaseModel):
     old_object: dict[str, Any] | None = Field(default=None, alias="oldObject")
     dry_run: bool = Field(default=False, alias="dryRun")
 
-    @property
-    def object_kind(self) -> ObjectKind:
-        return HANDLED_KINDS[(self.kind.group, self.kind.kind)]
-
 
 class AdmissionReview(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -52,7 +45,8 @@ class AdmissionReview(BaseModel):
     request: AdmissionRequest
 
 
-def parse_review(body: bytes) -> AdmissionReview:
+def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
+    """The review, refused unless its kind is one of the table's."""
     try:
         raw = json.loads(body)
     except UnicodeDecodeError:
@@ -71,9 +65,9 @@ def parse_review(body: bytes) -> AdmissionReview:
     except ValidationError as error:
         raise BadReviewError(f"invalid AdmissionReview: {_fields(error)}") from None
     gvk = review.request.kind
-    if (gvk.group, gvk.kind) not in HANDLED_KINDS:
+    if kinds.find(gvk.group, gvk.kind) is None:
         # The kind is not echoed: nothing from the body goes into errors or logs.
-        raise BadReviewError("request.kind must be core/v1 Pod or apps/v1 Deployment")
+        raise BadReviewError("request.kind is not one of the kinds configpin pins")
     if review.request.object is None:
         raise BadReviewError(f"the {gvk.kind} review has no request.object")
     return review

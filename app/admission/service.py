@@ -6,9 +6,10 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from app.admission.pinner import ObjectKind, OnFailure, Outcome, PinRequest, Policy, pin
+from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin
 from app.admission.review import AdmissionReview, response
 from app.admission.sources import Sources
+from app.domain.workloads import WorkloadKind, Workloads
 from app.metrics import Metrics
 
 log = logging.getLogger("configpin.admission")
@@ -28,10 +29,15 @@ class Admission:
         self._metrics = metrics
         self._events = events
 
+    @property
+    def kinds(self) -> Workloads:
+        return self._policy.kinds
+
     def review(self, review: AdmissionReview) -> dict[str, Any]:
         request = review.request
-        kind = request.object_kind
-        assert request.object is not None  # parse_review refuses a review without one
+        kind = self.kinds.find(request.kind.group, request.kind.kind)
+        # parse_review refuses a review without an object or of a kind not in the table
+        assert request.object is not None and kind is not None
         started = time.perf_counter()
         pin_request = PinRequest(
             kind=kind,
@@ -49,7 +55,7 @@ class Admission:
             # Logged without the exception's message, which could quote object content.
             log.error(
                 "internal error while pinning %s %s/%s: %s at %s",
-                kind,
+                kind.kind,
                 pin_request.namespace,
                 request.name,
                 type(error).__name__,
@@ -58,11 +64,11 @@ class Admission:
             outcome = _internal_error(kind, self._policy)
         if outcome.event and self._events is not None and not request.dry_run:
             self._events.warn(pin_request.namespace, request.object, "PinningFailed", outcome.event)
-        self._record(kind, outcome, time.perf_counter() - started)
+        self._record(kind.kind, outcome, time.perf_counter() - started)
         log.info(
             "%s %s %s/%s: %s, %d patch operations%s",
             request.operation,
-            kind,
+            kind.kind,
             pin_request.namespace,
             request.name or (request.object.get("metadata") or {}).get("generateName", ""),
             outcome.result,
@@ -82,6 +88,8 @@ class Admission:
             self._metrics.snapshots.labels(result="reused").inc(outcome.reused)
         if outcome.api_failure:
             self._metrics.api_errors.labels(kind=kind).inc()
+        if outcome.unpinned_owner is not None:
+            self._metrics.unpinned_pods.labels(owner_kind=outcome.unpinned_owner).inc()
 
 
 def _where(error: BaseException) -> str:
@@ -91,7 +99,7 @@ def _where(error: BaseException) -> str:
     )
 
 
-def _internal_error(kind: ObjectKind, policy: Policy) -> Outcome:
+def _internal_error(kind: WorkloadKind, policy: Policy) -> Outcome:
     if policy.on_failure(kind) == OnFailure.DENY:
         return Outcome(
             "error",
@@ -99,4 +107,4 @@ def _internal_error(kind: ObjectKind, policy: Policy) -> Outcome:
             denial="configpin failed (internal error); nothing was changed, retry the request",
             status_code=500,
         )
-    return Outcome("error", warnings=(f"configpin: internal error, {kind} admitted unpinned",))
+    return Outcome("error", warnings=(f"configpin: internal error, {kind.kind} admitted unpinned",))

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.domain.references import SourceKind
+from app.domain.workloads import Rollbacks
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Sources(Protocol):
         """Create-or-get. True when created, False when an identical one existed."""
 
     def revision_templates(
-        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
     ) -> list[Mapping[str, Any]]:
-        """The pod templates of the ReplicaSets that the Deployment `owner_uid` controls."""
+        """The pod templates of the revisions (ReplicaSets or ControllerRevisions, as `kind`
+        says) that the workload `owner_uid` controls, among those its selector matches."""

@@ -8,7 +8,7 @@ from typing import Any
 import jsonpatch
 
 from app.domain import labels
-from app.domain.pointer import escape
+from app.domain.pointer import escape, resolve
 from app.domain.references import Reference, SourceKind, find_references
 
 Pins = dict[str, str]  # "configmap/app-config" -> "app-config-7k2m9x4q1z"
@@ -82,7 +82,7 @@ def patch_operations(
         for ref in references
         if names.get(ref.pointer, ref.name) != ref.name
     ]
-    metadata = _resolve(obj, metadata_pointer)
+    metadata = resolve(obj, metadata_pointer)
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     current = annotations.get(labels.PINS) if isinstance(annotations, dict) else None
     if pins_value == current:
@@ -109,16 +109,3 @@ def patch_operations(
     else:
         ops.append({"op": "add", "path": key_pointer, "value": pins_value})
     return ops
-
-
-def _resolve(obj: Any, pointer: str) -> Any:
-    node = obj
-    for raw in pointer.split("/")[1:]:
-        segment = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, Mapping):
-            node = node.get(segment)
-        elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
-            node = node[int(segment)]
-        else:
-            return None
-    return node

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from app.admission.sources import SourceUnavailableError
 from app.domain.references import SourceKind
 from app.domain.snapshots import SOURCE_KIND, is_snapshot, snapshot_digest
+from app.domain.workloads import Rollbacks
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 
 RESOURCE = {"configmap": "configmaps", "secret": "secrets"}
@@ -74,28 +75,33 @@ class ClusterSources:
         )
 
     def revision_templates(
-        self, namespace: str, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
     ) -> list[Mapping[str, Any]]:
+        if kind == Rollbacks.NONE:
+            return []
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
         path = (
-            f"/apis/apps/v1/namespaces/{_segment(namespace)}/replicasets"
+            f"/apis/apps/v1/namespaces/{_segment(namespace)}/{kind.value}"
             f"?labelSelector={quote(selector, safe='')}"
         )
         listed = self._call(
-            "list ReplicaSets of",
-            "deployment",
+            f"list {kind.value} of",
+            "workload",
             namespace,
             owner_uid,
             lambda: self._api.request("GET", path),
         )
-        return [
-            rs.get("spec", {}).get("template") or {}
-            for rs in listed.get("items", [])
+        owned = [
+            item
+            for item in listed.get("items", [])
             if any(
                 owner.get("uid") == owner_uid and owner.get("controller") is True
-                for owner in rs.get("metadata", {}).get("ownerReferences") or []
+                for owner in item.get("metadata", {}).get("ownerReferences") or []
             )
         ]
+        if kind == Rollbacks.REPLICA_SETS:
+            return [rs.get("spec", {}).get("template") or {} for rs in owned]
+        return [_revision_template(revision) for revision in owned]
 
     @staticmethod
     def _call(action: str, kind: str, namespace: str, name: str, call: Callable[[], Any]) -> Any:
@@ -103,6 +109,14 @@ class ClusterSources:
             return call()
         except (ApiError, ApiUnreachableError) as error:
             raise SourceUnavailableError(action, kind, namespace, name, str(error)) from None
+
+
+def _revision_template(revision: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A ControllerRevision's pod template. Its `data` is the strategic merge patch that
+    `kubectl rollout undo` applies: `{"spec": {"template": {..., "$patch": "replace"}}}`."""
+    template = dict(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
 
 
 def _segment(value: str) -> str:

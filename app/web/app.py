@@ -37,7 +37,7 @@ def create_app(admission: Admission, metrics: Metrics, ready: Callable[[], bool]
         if body is None:
             return _error(metrics, 413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            review = parse_review(body)
+            review = parse_review(body, admission.kinds)
         except BadReviewError as error:
             return _error(metrics, 400, str(error))
         # The Kubernetes client is synchronous: keep it off the event loop.

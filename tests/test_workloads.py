@@ -1,0 +1,61 @@
+"""The table of workload kinds: lookups, and the rows' pointers as the pinner reads them."""
+
+import pytest
+
+from app.domain.pointer import resolve
+from app.domain.workloads import (
+    DEPLOYMENT,
+    POD,
+    DuplicateKindError,
+    Rollbacks,
+    WorkloadKind,
+    Workloads,
+    controller_of,
+)
+
+WIDGET = WorkloadKind(
+    "example.com", "v1", "Widget", "widgets", "/spec/podTemplate", ("CREATE", "UPDATE")
+)
+
+
+def test_rows_are_found_by_group_and_kind_and_by_api_version() -> None:
+    table = Workloads()
+    assert table.find("apps", "Deployment") is DEPLOYMENT
+    assert table.find("", "Pod") is POD
+    assert table.find("", "Deployment") is None
+    assert table.find_object({"apiVersion": "apps/v1", "kind": "Deployment"}) is DEPLOYMENT
+    assert table.find_object({"apiVersion": "v1", "kind": "Pod"}) is POD
+    # Any version of the group: the API server converts between them (matchPolicy Equivalent).
+    assert table.find_object({"apiVersion": "apps/v1beta2", "kind": "Deployment"}) is DEPLOYMENT
+    assert table.find_object({"apiVersion": "v1", "kind": "Deployment"}) is None
+    assert table.find_object({"kind": "Pod"}) is None
+
+
+def test_custom_kinds_follow_the_built_in_rows_and_cannot_repeat_one() -> None:
+    table = Workloads([WIDGET])
+    assert list(table)[-1] is WIDGET
+    assert table.find_object({"apiVersion": "example.com/v1", "kind": "Widget"}) is WIDGET
+    with pytest.raises(DuplicateKindError):
+        Workloads([DEPLOYMENT])
+    with pytest.raises(DuplicateKindError):
+        Workloads([WIDGET, WIDGET])
+
+
+def test_pointers_of_a_templated_kind_and_of_a_pod() -> None:
+    widget = {"spec": {"podTemplate": {"metadata": {"labels": {"a": "b"}}, "spec": {"x": 1}}}}
+    assert resolve(widget, WIDGET.spec_pointer) == {"x": 1}
+    assert resolve(widget, WIDGET.metadata_pointer) == {"labels": {"a": "b"}}
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": []}}
+    assert POD.is_pod and not DEPLOYMENT.is_pod
+    assert resolve(pod, POD.template) is pod
+    assert resolve(pod, POD.spec_pointer) == {"containers": []}
+    assert WIDGET.api_version == "example.com/v1" and POD.api_version == "v1"
+    assert DEPLOYMENT.rollbacks == Rollbacks.REPLICA_SETS
+
+
+def test_controller_of_finds_only_the_controlling_owner() -> None:
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "a", "controller": True}
+    plain = {"apiVersion": "v1", "kind": "ConfigMap", "name": "b"}
+    assert controller_of({"metadata": {"ownerReferences": [plain, owner]}}) == owner
+    assert controller_of({"metadata": {"ownerReferences": [plain]}}) is None
+    assert controller_of({"metadata": {}}) is None
