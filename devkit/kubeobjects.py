@@ -1,8 +1,8 @@
-"""Raw Kubernetes object helpers for the end-to-end tests and the demo."""
+"""Raw Kubernetes object helpers for the end-to-end tests and the demo: seeding objects and
+reading state. What a user does with kubectl (rollouts, undo, scale, apply, diff, dry-runs)
+goes through the real kubectl (devkit.kubectl) instead."""
 
 import base64
-import copy
-import datetime
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -39,29 +39,15 @@ def path_of(obj: Mapping[str, Any]) -> str:
     return f"{collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
 
 
-def create(api: RawApi, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+def create(api: RawApi, obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
-    path = collection(obj["apiVersion"], obj["kind"], meta.get("namespace"))
-    return api.request("POST", path + ("?dryRun=All" if dry_run else ""), body=obj)
-
-
-def apply(api: RawApi, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
-    """Server-side apply, as `kubectl apply --server-side` does."""
-    query = "?fieldManager=e2e&force=true" + ("&dryRun=All" if dry_run else "")
     return api.request(
-        "PATCH", path_of(obj) + query, body=obj, content_type="application/apply-patch+yaml"
+        "POST", collection(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj
     )
 
 
-def patch(api: RawApi, obj: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
-    """A strategic merge patch, as `kubectl patch` and `kubectl rollout restart` send."""
-    return api.request(
-        "PATCH", path_of(obj), body=body, content_type="application/strategic-merge-patch+json"
-    )
-
-
-def update(api: RawApi, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
-    return api.request("PUT", path_of(obj) + ("?dryRun=All" if dry_run else ""), body=obj)
+def update(api: RawApi, obj: Mapping[str, Any]) -> dict[str, Any]:
+    return api.request("PUT", path_of(obj), body=obj)
 
 
 def get(
@@ -110,30 +96,6 @@ def create_with_warnings(api: RawApi, obj: Mapping[str, Any]) -> tuple[dict[str,
     path = collection(obj["apiVersion"], obj["kind"], meta.get("namespace"))
     created, headers = api.request_with_headers("POST", path, body=obj)
     return created, [value for name, value in headers if name.lower() == "warning"]
-
-
-def rollout_restart(api: RawApi, deployment: Mapping[str, Any]) -> dict[str, Any]:
-    """What `kubectl rollout restart` sends: a new restartedAt in the pod template."""
-    now = datetime.datetime.now(datetime.UTC).isoformat()
-    annotations = {"kubectl.kubernetes.io/restartedAt": now}
-    return patch(
-        api, deployment, {"spec": {"template": {"metadata": {"annotations": annotations}}}}
-    )
-
-
-def rollout_undo(
-    api: RawApi, deployment: Mapping[str, Any], replica_set: Mapping[str, Any]
-) -> dict[str, Any]:
-    """What `kubectl rollout undo` does: the ReplicaSet's template, without its
-    pod-template-hash label, written back into the Deployment."""
-    template = copy.deepcopy(dict(replica_set["spec"]["template"]))
-    template["metadata"]["labels"].pop("pod-template-hash", None)
-    return api.request(
-        "PATCH",
-        path_of(deployment),
-        body=[{"op": "replace", "path": "/spec/template", "value": template}],
-        content_type="application/json-patch+json",
-    )
 
 
 def configmap(namespace: str, name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """configpin behind a real kube-apiserver and controller manager, driven as operators do."""
 
-import copy
 import json
 import time
 from typing import Any
@@ -9,8 +8,8 @@ import pytest
 
 from app.domain.naming import check_key, content_digest, snapshot_name
 from app.kube.api import ApiError, RawApi
+from devkit.kubectl import kubectl
 from devkit.kubeobjects import (
-    apply,
     b64,
     configmap,
     create,
@@ -18,9 +17,6 @@ from devkit.kubeobjects import (
     eventually,
     get,
     items,
-    patch,
-    rollout_restart,
-    rollout_undo,
     secret,
     update,
 )
@@ -118,6 +114,23 @@ def wait_for_replica_sets(admin: RawApi, namespace: str, count: int) -> list[dic
     return eventually(settled, what=f"{count} ReplicaSets in {namespace}")
 
 
+def kubectl_json(kubeconfig: str, *args: str, manifest: Any = None) -> dict[str, Any]:
+    """`kubectl ARGS -o json`, the manifest (if any) given on stdin as `-f -`."""
+    stdin = None if manifest is None else json.dumps(manifest)
+    extra = ("-f", "-") if manifest is not None else ()
+    result: dict[str, Any] = json.loads(
+        kubectl(kubeconfig, *args, *extra, "-o", "json", stdin=stdin).stdout
+    )
+    return result
+
+
+def edit_config(admin: RawApi, namespace: str, color: str) -> None:
+    edited = get(admin, "v1", "ConfigMap", namespace, "app-config")
+    assert edited is not None
+    edited["data"] = {"color": color}
+    update(admin, edited)
+
+
 def snapshot_data(admin: RawApi, namespace: str, kind: str, name: str) -> dict[str, str]:
     obj = get(admin, "v1", kind, namespace, name)
     assert obj is not None, f"{kind} {namespace}/{name} does not exist"
@@ -155,20 +168,17 @@ def test_deployment_replicasets_and_pods_are_pinned_to_identical_immutable_copie
 
 
 def test_edit_then_restart_pins_the_new_replicaset_and_rollback_restores_the_old(
-    admin: RawApi, namespaces: Namespaces
+    admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces
 ) -> None:
     ns = namespaces.make()
     seed(admin, ns)
-    deployment = create(admin, web_deployment(ns))
+    create(admin, web_deployment(ns))
     [first] = wait_for_replica_sets(admin, ns, 1)
     old_refs = references(first["spec"]["template"])
 
     # Edit the ConfigMap, then restart at once: the read must not be stale.
-    edited = get(admin, "v1", "ConfigMap", ns, "app-config")
-    assert edited is not None
-    edited["data"] = {"color": "green"}
-    update(admin, edited)
-    rollout_restart(admin, deployment)
+    edit_config(admin, ns, "green")
+    kubectl(admin_kubeconfig, "-n", ns, "rollout", "restart", "deployment/web")
     first, second = wait_for_replica_sets(admin, ns, 2)
     new_refs = references(second["spec"]["template"])
     assert new_refs["volume"] != old_refs["volume"]
@@ -178,9 +188,7 @@ def test_edit_then_restart_pins_the_new_replicaset_and_rollback_restores_the_old
     assert new_refs["env"] == old_refs["env"]  # unchanged Secret: the same snapshot
 
     # `kubectl rollout undo`: the old ReplicaSet's template written back.
-    current = get(admin, "apps/v1", "Deployment", ns, "web")
-    assert current is not None
-    rollout_undo(admin, deployment, first)
+    kubectl(admin_kubeconfig, "-n", ns, "rollout", "undo", "deployment/web")
     rolled_back = get(admin, "apps/v1", "Deployment", ns, "web")
     assert rolled_back is not None
     assert references(rolled_back["spec"]["template"]) == old_refs
@@ -192,57 +200,62 @@ def test_edit_then_restart_pins_the_new_replicaset_and_rollback_restores_the_old
 
 
 def test_reapplying_an_unchanged_manifest_makes_no_new_replicaset(
-    admin: RawApi, namespaces: Namespaces
+    admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces
 ) -> None:
     ns = namespaces.make()
     seed(admin, ns)
     manifest = web_deployment(ns)
-    apply(admin, manifest)
+    apply = ("apply", "--server-side", "--field-manager=e2e")
+    stored = kubectl_json(admin_kubeconfig, *apply, manifest=manifest)
     [rs] = wait_for_replica_sets(admin, ns, 1)
-    stored = get(admin, "apps/v1", "Deployment", ns, "web")
-    assert stored is not None
 
     # Edited but not rolled out: a re-apply must not roll it out either.
-    create_or_replace = get(admin, "v1", "ConfigMap", ns, "app-config")
-    assert create_or_replace is not None
-    create_or_replace["data"] = {"color": "red"}
-    update(admin, create_or_replace)
+    edit_config(admin, ns, "red")
 
-    applied = apply(admin, manifest)  # server-side apply of the same manifest
+    # `kubectl diff` (a server-side dry-run) shows nothing to change.
+    diff = kubectl(
+        admin_kubeconfig,
+        "diff",
+        "--server-side",
+        "--field-manager=e2e",
+        "-f",
+        "-",
+        stdin=json.dumps(manifest),
+        check=False,
+    )
+    assert (diff.returncode, diff.stdout) == (0, ""), diff.stderr
+    applied = kubectl_json(admin_kubeconfig, *apply, manifest=manifest)
     assert applied["spec"]["template"] == stored["spec"]["template"]
-    merged = copy.deepcopy(applied)
-    del merged["metadata"]["resourceVersion"]  # the controller writes status meanwhile
-    merged["spec"]["template"] = manifest["spec"]["template"]
-    updated = update(admin, merged)
-    assert updated["spec"]["template"] == stored["spec"]["template"]
-    assert updated["metadata"]["generation"] == stored["metadata"]["generation"]
+    replaced = kubectl_json(admin_kubeconfig, "replace", manifest=manifest)
+    assert replaced["spec"]["template"] == stored["spec"]["template"]
+    assert replaced["spec"] == stored["spec"]  # its generation moves: the controller's
+    # revision annotation is not in the manifest, and Deployments count annotation changes
+    kubectl(admin_kubeconfig, "-n", ns, "scale", "deployment/web", "--replicas=2")
+    scaled = get(admin, "apps/v1", "Deployment", ns, "web")
+    assert scaled is not None and scaled["spec"]["replicas"] == 2
+    assert scaled["spec"]["template"] == stored["spec"]["template"]
     time.sleep(2)
     assert [r["metadata"]["name"] for r in replica_sets(admin, ns)] == [rs["metadata"]["name"]]
 
 
 def test_server_side_dry_run_shows_the_real_names_and_writes_nothing(
-    admin: RawApi, namespaces: Namespaces
+    admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces
 ) -> None:
     ns = namespaces.make()
     seed(admin, ns)
-    dry = create(admin, web_deployment(ns), dry_run=True)
+    dry = kubectl_json(admin_kubeconfig, "create", "--dry-run=server", manifest=web_deployment(ns))
     assert get(admin, "apps/v1", "Deployment", ns, "web") is None
     assert items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin") == []
     assert items(admin, "v1", "Secret", ns, "app.kubernetes.io/managed-by=configpin") == []
-    real = create(admin, web_deployment(ns))
+    real = kubectl_json(admin_kubeconfig, "create", manifest=web_deployment(ns))
     assert references(dry["spec"]["template"]) == references(real["spec"]["template"])
 
     # A changed template after an edit: the dry-run names equal the real update's.
-    edited = get(admin, "v1", "ConfigMap", ns, "app-config")
-    assert edited is not None
-    edited["data"] = {"color": "purple"}
-    update(admin, edited)
-    changed = copy.deepcopy(real)
-    del changed["metadata"]["resourceVersion"]  # the controller writes status meanwhile
-    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/web:2"
-    dry_update = update(admin, changed, dry_run=True)
+    edit_config(admin, ns, "purple")
+    changed = web_deployment(ns, image="registry.example/web:2")
+    dry_update = kubectl_json(admin_kubeconfig, "replace", "--dry-run=server", manifest=changed)
     assert len(items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin")) == 1
-    real_update = update(admin, changed)
+    real_update = kubectl_json(admin_kubeconfig, "replace", manifest=changed)
     assert references(dry_update["spec"]["template"]) == references(real_update["spec"]["template"])
     assert (
         references(real_update["spec"]["template"])["volume"]
@@ -365,33 +378,22 @@ def test_no_secret_value_in_the_webhook_log(webhook: Webhook) -> None:
 
 
 def test_rollback_ignores_an_edit_made_after_both_revisions(
-    admin: RawApi, namespaces: Namespaces
+    admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces
 ) -> None:
     """v1 and v2 ran on the same config; the config is edited but not rolled out; undo to v1
     brings v1 back on the config it ran with, on its own ReplicaSet."""
     ns = namespaces.make()
     seed(admin, ns)
-    deployment = create(admin, web_deployment(ns))
+    create(admin, web_deployment(ns))
     [first] = wait_for_replica_sets(admin, ns, 1)
-    patch(
-        admin,
-        deployment,
-        {
-            "spec": {
-                "template": {
-                    "spec": {"containers": [{"name": "web", "image": "registry.example/web:2"}]}
-                }
-            }
-        },
+    kubectl(
+        admin_kubeconfig, "-n", ns, "set", "image", "deployment/web", "web=registry.example/web:2"
     )
     first, second = wait_for_replica_sets(admin, ns, 2)
     assert references(first["spec"]["template"]) == references(second["spec"]["template"])
 
-    edited = get(admin, "v1", "ConfigMap", ns, "app-config")
-    assert edited is not None
-    edited["data"] = {"color": "orange"}
-    update(admin, edited)
-    rollout_undo(admin, deployment, first)
+    edit_config(admin, ns, "orange")
+    kubectl(admin_kubeconfig, "-n", ns, "rollout", "undo", "deployment/web")
     time.sleep(2)
     sets = wait_for_replica_sets(admin, ns, 2)
     assert sets[-1]["metadata"]["name"] == first["metadata"]["name"]
