@@ -118,7 +118,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     kubeconfig = args.kubeconfig or settings.kubeconfig
-    api = RawApi(connect(str(kubeconfig) if kubeconfig else None), settings.api_timeout_seconds)
+    metrics = Metrics()
+    api = RawApi(
+        connect(str(kubeconfig) if kubeconfig else None), settings.api_timeout_seconds, metrics
+    )
     key_file = args.key_file or settings.hmac_key_file
     if key_file:
         key = _read_key(key_file)
@@ -136,7 +139,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         pod_failure=settings.pod_failure,
         missing_source=settings.missing_source,
     )
-    metrics = Metrics()
     admission = Admission(ClusterSources(api), policy, metrics, ClusterEvents(api))
     cert_file, key_file = _serving_files(args, settings, api)
     ready = threading.Event()

@@ -44,3 +44,9 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.kube_requests = Counter(
+            "configpin_kube_requests",
+            "Requests sent to the Kubernetes API, by verb and resource (answered or not).",
+            ["verb", "resource"],
+            registry=self.registry,
+        )

@@ -4,6 +4,7 @@ failure behaviour, health, readiness and metrics. Sources live in memory (tests/
 import base64
 import copy
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 import app.admission.service
+import app.web.app
 from app.admission.pinner import Policy
 from app.admission.review import MAX_WARNING_LENGTH
 from app.admission.service import Admission
@@ -563,3 +565,70 @@ def test_pods_of_a_controller_outside_the_table_are_admitted_unchanged_and_count
     assert samples(webhook.metrics_text(), "configpin_unpinned_pods_total") == {
         (("owner_kind", "Widget"),): 1.0
     }
+
+
+def controlled_pod(pins: dict[str, str] | None, namespace: str = NS) -> dict[str, Any]:
+    """A Pod as the ReplicaSet controller creates it, its template's pins carried over."""
+    obj = pod(pod_spec(configmap="app-config-v1", mounted="db-v1"), namespace=namespace)
+    obj["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-1"}
+        | {"controller": True}
+    ]
+    if pins is not None:
+        obj["metadata"]["annotations"] = {PINS_KEY: json.dumps(pins)}
+    return obj
+
+
+@pytest.mark.parametrize("namespace", [NS, "elsewhere", "not-there"])
+def test_a_pod_of_a_pinned_replicaset_is_answered_on_the_event_loop_without_the_api(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, namespace: str
+) -> None:
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a review decided by the object alone left the event loop")
+
+    monkeypatch.setattr(app.web.app.anyio.to_thread, "run_sync", no_thread)
+    pins = {"configmap/app-config": "app-config-v1", "secret/db": "db-v1"}
+
+    answer = webhook.answer(review(controlled_pod(pins, namespace), uid="steady"))
+    monkeypatch.undo()  # /metrics is a plain function, run in a thread
+
+    assert answer == {"uid": "steady", "allowed": True}
+    assert webhook.sources.reads == []
+    assert samples(webhook.metrics_text(), "configpin_admission_reviews_total") == {
+        (("kind", "Pod"), ("outcome", "unchanged")): 1.0
+    }
+
+
+def test_a_review_that_needs_the_api_still_goes_to_a_thread(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[object] = []
+    run_sync = app.web.app.anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., Any], *args: Any) -> Any:
+        threads.append(function)
+        return await run_sync(function, *args)
+
+    monkeypatch.setattr(app.web.app.anyio.to_thread, "run_sync", counted)
+
+    answer = webhook.answer(review(pod()))
+
+    assert len(threads) == 1
+    assert decoded_patch(answer)
+    assert webhook.sources.reads
+
+
+def test_reviews_that_change_nothing_log_at_debug_and_pinning_at_info(
+    webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="configpin.admission")
+    pins = {"configmap/app-config": "app-config-v1", "secret/db": "db-v1"}
+
+    webhook.answer(review(controlled_pod(pins)))
+    webhook.answer(review(pod()))
+
+    levels = [(r.levelno, r.getMessage().split(": ")[1]) for r in caplog.records]
+    assert levels == [
+        (logging.DEBUG, "unchanged, 0 patch operations"),
+        (logging.INFO, "pinned, 3 patch operations"),
+    ]

@@ -90,44 +90,63 @@ class _Target:
     metadata: Mapping[str, Any]
 
 
+# The answers of the steady state, shared: an Outcome is immutable.
+_SKIPPED = Outcome("skipped")
+_UNCHANGED = Outcome("unchanged")
+
+
 def pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
+    decided = pin_offline(request, policy)
+    if decided is not None:
+        return decided
     try:
         return _pin(request, sources, policy)
     except SourceUnavailableError as error:
         return _api_failure(request, policy, error)
 
 
+def pin_offline(request: PinRequest, policy: Policy) -> Outcome | None:
+    """The outcome when the object alone decides it, with no API call; None when the
+    sequence needs the cluster. Kept apart so that the web layer answers these reviews (the
+    steady state: Pods of a pinned ReplicaSet) without leaving the event loop."""
+    kind, obj = request.kind, request.obj
+    if request.operation not in kind.operations:
+        return _SKIPPED
+    if scope.namespace_never_touched(request.namespace, policy.own_namespace):
+        return _SKIPPED
+    target = _target(kind, obj)
+    if scope.opted_out(obj.get("metadata"), target.metadata):
+        return _SKIPPED
+    owner = controller_of(obj) if kind.unless_controlled else None
+    if owner is not None:
+        # Made by a controller: it gets what its owner's pinned template gave it.
+        pinned = snapshot_sources(parse_pins(target.metadata))
+        if all((ref.kind, ref.name) in pinned for ref in _references(target)):
+            return _UNCHANGED
+        unknown = policy.kinds.find_object(owner) is None
+        return Outcome("skipped", unpinned_owner=str(owner.get("kind"))) if unknown else _SKIPPED
+    return None
+
+
+def _references(target: _Target) -> list[Reference]:
+    # Webhooks run before validation: a name that is not a valid object name (`../x`) is
+    # left for the API server to refuse, never looked up.
+    return [
+        ref
+        for ref in find_references(target.spec, target.spec_pointer)
+        if not ref.live_by_default and labels.is_object_name(ref.name)
+    ]
+
+
 def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
     kind, obj, namespace = request.kind, request.obj, request.namespace
-    if request.operation not in kind.operations:
-        return Outcome("skipped")
-    if scope.namespace_never_touched(namespace, policy.own_namespace):
-        return Outcome("skipped")
     if policy.check_namespace_label:
         ns_labels = sources.namespace_labels(namespace)
         if ns_labels is None or not scope.namespace_opted_in(ns_labels):
             return Outcome("skipped")
     target = _target(kind, obj)
-    if scope.opted_out(obj.get("metadata"), target.metadata):
-        return Outcome("skipped")
-
-    # Webhooks run before validation: a name that is not a valid object name (`../x`) is
-    # left for the API server to refuse, never looked up.
-    refs = [
-        ref
-        for ref in find_references(target.spec, target.spec_pointer)
-        if not ref.live_by_default and labels.is_object_name(ref.name)
-    ]
+    refs = _references(target)
     own_pins = parse_pins(target.metadata)
-
-    owner = controller_of(obj) if kind.unless_controlled else None
-    if owner is not None:
-        # Made by a controller: it gets what its owner's pinned template gave it.
-        pinned = snapshot_sources(own_pins)
-        if all((ref.kind, ref.name) in pinned for ref in refs):
-            return Outcome("unchanged")
-        unknown = policy.kinds.find_object(owner) is None
-        return Outcome("skipped", unpinned_owner=str(owner.get("kind")) if unknown else None)
 
     old_pins: Pins = {}
     if request.old is not None:

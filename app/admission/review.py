@@ -1,11 +1,15 @@
-"""The AdmissionReview v1 envelope: typed request, raw objects, and the response."""
+"""The AdmissionReview v1 envelope: the few request fields read, raw objects, the response.
+
+Only the fields configpin reads are checked, by hand: validating the whole review with a
+model costs more than the review itself on the hot path, and the objects stay raw dicts.
+"""
 
 import base64
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import orjson
 
 from app.admission.pinner import Outcome
 from app.domain.workloads import Workloads
@@ -19,39 +23,35 @@ class BadReviewError(ValueError):
     """The request is not a review configpin can answer: an HTTP 400, not a denial."""
 
 
-class GroupVersionKind(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    group: str = ""
-    version: str = ""
+@dataclass(frozen=True)
+class GroupVersionKind:
+    group: str
+    version: str
     kind: str
 
 
-class AdmissionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    uid: str = Field(min_length=1)
+@dataclass(frozen=True)
+class AdmissionRequest:
+    uid: str
     kind: GroupVersionKind
     operation: str
-    namespace: str = ""
-    name: str = ""
-    object: dict[str, Any] | None = None
-    old_object: dict[str, Any] | None = Field(default=None, alias="oldObject")
-    dry_run: bool = Field(default=False, alias="dryRun")
+    namespace: str
+    name: str
+    object: dict[str, Any]
+    old_object: dict[str, Any] | None
+    dry_run: bool
 
 
-class AdmissionReview(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    api_version: str = Field(alias="apiVersion")
-    kind: str
+@dataclass(frozen=True)
+class AdmissionReview:
     request: AdmissionRequest
 
 
 def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
     """The review, refused unless its kind is one of the table's."""
     try:
-        raw = json.loads(body)
-    except UnicodeDecodeError:
-        raise BadReviewError("the body is not valid JSON: not UTF-8 text") from None
-    except ValueError as error:  # the message gives a position, never the content
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as error:  # the message gives a position, never the content
         raise BadReviewError(f"the body is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
         raise BadReviewError("the body must be a JSON object (an AdmissionReview)")
@@ -60,33 +60,55 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
     request = raw.get("request")
     if not isinstance(request, dict) or not request.get("uid"):
         raise BadReviewError("the AdmissionReview has no request.uid")
-    try:
-        review = AdmissionReview.model_validate(raw)
-    except ValidationError as error:
-        raise BadReviewError(f"invalid AdmissionReview: {_fields(error)}") from None
-    gvk = review.request.kind
-    if kinds.find(gvk.group, gvk.kind) is None:
+    gvk = request.get("kind")
+    if not isinstance(gvk, dict):
+        raise BadReviewError("invalid AdmissionReview: request.kind: must be an object")
+    kind = GroupVersionKind(
+        _string(gvk, "group", "request.kind.group"),
+        _string(gvk, "version", "request.kind.version"),
+        _string(gvk, "kind", "request.kind.kind", required=True),
+    )
+    if kinds.find(kind.group, kind.kind) is None:
         # The kind is not echoed: nothing from the body goes into errors or logs.
         raise BadReviewError("request.kind is not one of the kinds configpin pins")
-    if review.request.object is None:
-        raise BadReviewError(f"the {gvk.kind} review has no request.object")
-    return review
-
-
-def _fields(error: ValidationError) -> str:
-    # Name the fields only: pydantic's default message would echo the input values.
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-        for e in error.errors(include_input=False)
+    obj = request.get("object")
+    if not isinstance(obj, dict):
+        raise BadReviewError(f"the {kind.kind} review has no request.object")
+    old = request.get("oldObject")
+    if old is not None and not isinstance(old, dict):
+        raise BadReviewError("invalid AdmissionReview: request.oldObject: must be an object")
+    dry_run = request.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise BadReviewError("invalid AdmissionReview: request.dryRun: must be a boolean")
+    return AdmissionReview(
+        AdmissionRequest(
+            uid=_string(request, "uid", "request.uid", required=True),
+            kind=kind,
+            operation=_string(request, "operation", "request.operation", required=True),
+            namespace=_string(request, "namespace", "request.namespace"),
+            name=_string(request, "name", "request.name"),
+            object=obj,
+            old_object=old,
+            dry_run=dry_run,
+        )
     )
+
+
+def _string(fields: Mapping[str, Any], key: str, where: str, required: bool = False) -> str:
+    # Names the field only: the value is never echoed.
+    value = fields.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise BadReviewError(f"invalid AdmissionReview: {where}: must be a string")
+    return value
 
 
 def response(uid: str, outcome: Outcome) -> dict[str, Any]:
     body: dict[str, Any] = {"uid": uid, "allowed": outcome.allowed}
     if outcome.patch:
         body["patchType"] = "JSONPatch"
-        patch_json = json.dumps(outcome.patch, separators=(",", ":"))
-        body["patch"] = base64.b64encode(patch_json.encode()).decode()
+        body["patch"] = base64.b64encode(orjson.dumps(outcome.patch)).decode()
     if not outcome.allowed:
         body["status"] = {"code": outcome.status_code, "message": outcome.denial or "denied"}
     if outcome.warnings:

@@ -3,16 +3,19 @@
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin
+from prometheus_client import Counter, Histogram
+
+from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin, pin_offline
 from app.admission.review import AdmissionReview, response
 from app.admission.sources import Sources
 from app.domain.workloads import WorkloadKind, Workloads
 from app.metrics import Metrics
 
 log = logging.getLogger("configpin.admission")
+QUIET_RESULTS = frozenset({"unchanged", "skipped"})
 
 
 class EventSink(Protocol):
@@ -28,16 +31,29 @@ class Admission:
         self._policy = policy
         self._metrics = metrics
         self._events = events
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     @property
     def kinds(self) -> Workloads:
         return self._policy.kinds
 
     def review(self, review: AdmissionReview) -> dict[str, Any]:
+        """The answer, asking the cluster where needed: blocking, keep it off the event loop."""
+        answer = self._answer(review, lambda request: pin(request, self._sources, self._policy))
+        assert answer is not None  # pin always decides
+        return answer
+
+    def review_offline(self, review: AdmissionReview) -> dict[str, Any] | None:
+        """The answer when the object alone decides it (no API call, safe on the event
+        loop); None when the review needs `review`."""
+        return self._answer(review, lambda request: pin_offline(request, self._policy))
+
+    def _answer(
+        self, review: AdmissionReview, decide: Callable[[PinRequest], Outcome | None]
+    ) -> dict[str, Any] | None:
         request = review.request
         kind = self.kinds.find(request.kind.group, request.kind.kind)
-        # parse_review refuses a review without an object or of a kind not in the table
-        assert request.object is not None and kind is not None
+        assert kind is not None  # parse_review refuses a kind not in the table
         started = time.perf_counter()
         pin_request = PinRequest(
             kind=kind,
@@ -49,7 +65,10 @@ class Admission:
             dry_run=request.dry_run,
         )
         try:
-            outcome = pin(pin_request, self._sources, self._policy)
+            decided = decide(pin_request)
+            if decided is None:
+                return None
+            outcome = decided
         except Exception as error:
             # A bug must not become an accidental denial: the kind's failure setting decides.
             # Logged without the exception's message, which could quote object content.
@@ -65,7 +84,11 @@ class Admission:
         if outcome.event and self._events is not None and not request.dry_run:
             self._events.warn(pin_request.namespace, request.object, "PinningFailed", outcome.event)
         self._record(kind.kind, outcome, time.perf_counter() - started)
-        log.info(
+        # Reviews that change nothing (every Pod of a pinned ReplicaSet) are the bulk: one
+        # line each at INFO would drown the ones that pinned, warned or denied.
+        quiet = outcome.allowed and not outcome.patch and outcome.result in QUIET_RESULTS
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "%s %s %s/%s: %s, %d patch operations%s",
             request.operation,
             kind.kind,
@@ -80,8 +103,16 @@ class Admission:
         return response(request.uid, outcome)
 
     def _record(self, kind: str, outcome: Outcome, seconds: float) -> None:
-        self._metrics.reviews.labels(kind=kind, outcome=outcome.result).inc()
-        self._metrics.latency.labels(kind=kind).observe(seconds)
+        key = (kind, outcome.result)
+        children = self._children.get(key)
+        if children is None:  # finding a labelled child costs more than counting with it
+            children = self._children[key] = (
+                self._metrics.reviews.labels(kind=kind, outcome=outcome.result),
+                self._metrics.latency.labels(kind=kind),
+            )
+        reviewed, timed = children
+        reviewed.inc()
+        timed.observe(seconds)
         if outcome.created:
             self._metrics.snapshots.labels(result="created").inc(outcome.created)
         if outcome.reused:

@@ -79,48 +79,62 @@ class _Leaf:
     live_by_default: bool
 
 
-# The field paths as a tree, so a pod spec is walked once whatever the number of fields:
-# {"volumes[]": {"configMap": {"name": _Leaf(...)}}, ...}
-_Tree = dict[str, "_Tree | _Leaf"]
+# The field paths as a tree, so a pod spec is walked once whatever the number of fields.
+# Each node lists its branches in field order, with the pointer segment escaped once:
+# (how the field holds its value, field name, "/escaped-name", child node or leaf).
+_LEAF, _LIST, _MAP = 0, 1, 2
+_Node = tuple[tuple[int, str, str, Any], ...]  # the last item: a _Leaf or a _Node
 
 
-def _field_tree() -> _Tree:
-    tree: _Tree = {}
+def _field_tree() -> _Node:
+    nested: dict[str, Any] = {}
     for field, kind in (PINNED_FIELDS | LIVE_FIELDS).items():
         *parents, leaf = field.split(".")
-        node = tree
+        node = nested
         for part in parents:
-            child = node.setdefault(part, {})
-            assert isinstance(child, dict)
-            node = child
+            node = node.setdefault(part, {})
         node[leaf] = _Leaf(kind, field in LIVE_FIELDS)
-    return tree
+
+    def compile_node(node: dict[str, Any]) -> _Node:
+        branches: list[tuple[int, str, str, Any]] = []
+        for key, child in node.items():
+            if isinstance(child, _Leaf):
+                branches.append((_LEAF, key, f"/{escape(key)}", child))
+            elif key.endswith("[]"):
+                branches.append((_LIST, key[:-2], f"/{escape(key[:-2])}", compile_node(child)))
+            else:
+                branches.append((_MAP, key, f"/{escape(key)}", compile_node(child)))
+        return tuple(branches)
+
+    return compile_node(nested)
 
 
 _FIELD_TREE = _field_tree()
 
 
-def _walk(node: Any, tree: _Tree, pointer: str, found: list[Reference]) -> None:
+def _walk(node: Any, tree: _Node, pointer: str, found: list[Reference]) -> None:
+    # The hot path of every review: plain tuples and dict lookups, nothing computed twice.
     if not isinstance(node, Mapping):
         return
-    for key, branch in tree.items():
-        if isinstance(branch, _Leaf):
-            name = node.get(key)
-            if isinstance(name, str) and name:
+    for how, key, segment, branch in tree:
+        value = node.get(key)
+        if value is None:
+            continue
+        if how == _LEAF:
+            if isinstance(value, str) and value:
                 found.append(
                     Reference(
                         kind=branch.kind,
-                        name=name,
-                        pointer=f"{pointer}/{escape(key)}",
+                        name=value,
+                        pointer=pointer + segment,
                         optional=node.get("optional") is True,
                         live_by_default=branch.live_by_default,
                     )
                 )
-        elif key.endswith("[]"):
-            items = node.get(key[:-2])
-            if isinstance(items, list):
-                prefix = f"{pointer}/{escape(key[:-2])}"
-                for index, item in enumerate(items):
+        elif how == _LIST:
+            if isinstance(value, list):
+                prefix = pointer + segment
+                for index, item in enumerate(value):
                     _walk(item, branch, f"{prefix}/{index}", found)
-        elif key in node:
-            _walk(node[key], branch, f"{pointer}/{escape(key)}", found)
+        else:
+            _walk(value, branch, pointer + segment, found)

@@ -14,6 +14,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from app.metrics import Metrics
+
 
 @dataclass
 class ApiError(Exception):
@@ -47,10 +49,37 @@ def connect(kubeconfig: str | None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def verb_and_resource(method: str, path: str) -> tuple[str, str]:
+    """The Kubernetes verb and resource of a request, as the API server's audit names them:
+    `GET /api/v1/namespaces/shop/configmaps/app` is (get, configmaps). Built from the path's
+    fixed segments only, never from an object's name."""
+    segments = [s for s in path.split("?", 1)[0].split("/") if s]
+    if segments[:1] not in (["api"], ["apis"]):  # a non-resource URL: /version, /healthz
+        return method.lower(), "/" + "/".join(segments)
+    rest = segments[2:] if segments[0] == "api" else segments[3:]
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return method.lower(), ""
+    resource = rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
+    named = len(rest) >= 2
+    verb = {
+        "GET": "get" if named else "list",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if named else "deletecollection",
+    }.get(method, method.lower())
+    return verb, resource
+
+
 class RawApi:
-    def __init__(self, api_client: client.ApiClient, timeout_seconds: float) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, timeout_seconds: float, metrics: Metrics | None = None
+    ) -> None:
         self._client = api_client
         self._timeout = timeout_seconds
+        self._metrics = metrics
 
     def get(self, path: str) -> dict[str, Any] | None:
         """The object at `path`, or None when it does not exist."""
@@ -100,6 +129,8 @@ class RawApi:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
+        if self._metrics is not None:
+            self._metrics.kube_requests.labels(*verb_and_resource(method, path)).inc()
         params = self._client.param_serialize(
             method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )

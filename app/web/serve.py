@@ -84,6 +84,10 @@ def serve(
         ssl_keyfile=str(key),
         log_level=log_level.lower(),
         access_log=False,
+        # The optional C event loop and HTTP parser (pinned dependencies): about twice the
+        # requests per second of asyncio and h11 on the same core.
+        loop="uvloop",
+        http="httptools",
         timeout_graceful_shutdown=5,
     )
     config.load()
