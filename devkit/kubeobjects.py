@@ -4,7 +4,7 @@ goes through the real kubectl (devkit.kubectl) instead."""
 
 import base64
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from app.kube.api import ApiError, RawApi
@@ -138,3 +138,23 @@ def mounting_deployment(
             },
         },
     }
+
+
+def sources_deployment(
+    namespace: str, name: str, sources: Sequence[Mapping[str, Any]], replicas: int = 1
+) -> dict[str, Any]:
+    """A Deployment whose one container takes every ConfigMap and Secret of `sources` as
+    environment (`envFrom`): one reference, so one snapshot, per source."""
+    env_from = [
+        {
+            "configMapRef" if s["kind"] == "ConfigMap" else "secretRef": {
+                "name": s["metadata"]["name"]
+            }
+        }
+        for s in sources
+    ]
+    deployment = mounting_deployment(namespace, name, "unused", replicas)
+    template = deployment["spec"]["template"]["spec"]
+    template["containers"][0]["envFrom"] = env_from
+    template.pop("volumes")
+    return deployment

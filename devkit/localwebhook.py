@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2 as httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.kube.api import RawApi
 from devkit.kubeobjects import create, delete, eventually, get
@@ -172,6 +173,17 @@ class Webhook:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def metric(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """The samples of metric `name` on /metrics, by their sorted label pairs."""
+        trust = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+        text = httpx.get(f"{self.url}/metrics", verify=trust, timeout=10).text
+        return {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        }
 
     def register(self, admin: RawApi) -> dict[str, Any]:
         """The chart's MutatingWebhookConfiguration, pointed at this process by URL."""
