@@ -31,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
     serve.add_argument("--key-file", type=Path, help="HMAC key file (CONFIGPIN_HMAC_KEY_FILE)")
 
-    render = commands.add_parser("render", help="pin Deployments and Pods in manifest files")
+    render = commands.add_parser(
+        "render", help="pin every workload kind of the table in manifest files"
+    )
     render.add_argument("-f", "--filename", type=Path, action="append", required=True)
     render.add_argument("--key-file", type=Path, help="the cluster's HMAC key, for its names")
 
@@ -41,18 +43,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        try:
-            settings = get_settings()
-        except ValidationError as error:
-            problems = "; ".join(
-                f"CONFIGPIN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                for e in error.errors(include_input=False)
-            )
-            raise SystemExit(f"configpin: invalid settings: {problems}") from None
-        return _serve(args, settings)
+        return _serve(args, _settings())
     if args.command == "render":
-        return _render(args)
+        return _render(args, _settings())
     return _certs(args)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CONFIGPIN_{str(e['loc'][0]).upper()}"
+            + "".join(f"[{p}]" for p in e["loc"][1:])
+            + f": {e['msg']}"
+            for e in error.errors(include_input=False)
+        )
+        raise SystemExit(f"configpin: invalid settings: {problems}") from None
 
 
 def _read_key(path: Path) -> bytes:
@@ -66,7 +73,7 @@ def _read_key(path: Path) -> bytes:
         raise SystemExit(f"configpin: {path}: {error}") from None
 
 
-def _render(args: argparse.Namespace) -> int:
+def _render(args: argparse.Namespace, settings: Settings) -> int:
     from app.render import RenderError, dump, load_documents, render
 
     if args.key_file:
@@ -80,7 +87,8 @@ def _render(args: argparse.Namespace) -> int:
         )
     try:
         texts = [(str(path), path.read_text(encoding="utf-8")) for path in args.filename]
-        output = dump(render(load_documents(texts), key))
+        kinds = settings.workloads()
+        output = dump(render(load_documents(texts, kinds), key, kinds))
     except OSError as error:
         print(f"configpin: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
         return 1
@@ -138,6 +146,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         deployment_failure=settings.deployment_failure,
         pod_failure=settings.pod_failure,
         missing_source=settings.missing_source,
+        kinds=settings.workloads(),
     )
     admission = Admission(ClusterSources(api), policy, metrics, ClusterEvents(api))
     cert_file, key_file = _serving_files(args, settings, api)

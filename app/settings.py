@@ -5,10 +5,62 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.admission.pinner import OnFailure, OnMissing
+from app.domain.workloads import (
+    CREATE_AND_UPDATE,
+    DEFAULT_CUSTOM,
+    Rollbacks,
+    WorkloadKind,
+    Workloads,
+)
+
+# A JSON pointer of one or more segments: /spec/template
+_POINTER = r"^(/[^/]+)+$"
+
+
+class CustomKind(BaseModel):
+    """A kind with a pod template that configpin pins on CREATE and UPDATE, like a
+    Deployment. The chart lists the same kinds in its webhook rules (`workloads.custom`)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    group: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    resource: str = Field(min_length=1)  # the plural, as in the webhook's rules
+    template: str = Field(pattern=_POINTER)
+    rollbacks: Rollbacks = Rollbacks.NONE
+    revision_hash_label: str | None = None
+    template_elsewhere: str | None = Field(default=None, pattern=_POINTER)
+
+    def row(self) -> WorkloadKind:
+        return WorkloadKind(
+            self.group,
+            self.version,
+            self.kind,
+            self.resource,
+            self.template,
+            CREATE_AND_UPDATE,
+            self.rollbacks,
+            revision_hash_label=self.revision_hash_label,
+            template_elsewhere=self.template_elsewhere,
+        )
+
+    @classmethod
+    def of(cls, row: WorkloadKind) -> "CustomKind":
+        return cls(
+            group=row.group,
+            version=row.version,
+            kind=row.kind,
+            resource=row.resource,
+            template=row.template,
+            rollbacks=row.rollbacks,
+            revision_hash_label=row.revision_hash_label,
+            template_elsewhere=row.template_elsewhere,
+        )
 
 
 class Settings(BaseSettings):
@@ -24,6 +76,10 @@ class Settings(BaseSettings):
     api_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     log_level: str = "INFO"
     kubeconfig: Path | None = None
+    # CONFIGPIN_CUSTOM_KINDS, JSON: [{"group": "argoproj.io", "version": "v1alpha1", ...}]
+    custom_kinds: list[CustomKind] = Field(
+        default_factory=lambda: [CustomKind.of(row) for row in DEFAULT_CUSTOM]
+    )
 
     # TLS: `files` serves --cert/--key; `self-managed` keeps a CA and serving certificate in
     # the Secret `tls_secret` of `namespace`, injects the caBundle and renews before expiry.
@@ -38,6 +94,16 @@ class Settings(BaseSettings):
     tls_check_seconds: float = Field(default=60, gt=0)
     # How often the served files are checked for a new certificate (any TLS mode).
     tls_reload_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("custom_kinds")
+    @classmethod
+    def _one_row_per_kind(cls, kinds: list[CustomKind]) -> list[CustomKind]:
+        Workloads(kind.row() for kind in kinds)  # a kind listed twice is refused at start-up
+        return kinds
+
+    def workloads(self) -> Workloads:
+        """The table of workload kinds: the built-in rows and `custom_kinds`."""
+        return Workloads(kind.row() for kind in self.custom_kinds)
 
 
 @lru_cache

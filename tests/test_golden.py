@@ -106,7 +106,7 @@ def test_golden_review(case: str) -> None:
     # Every pin names a snapshot that exists (created now or made earlier).
     kind = Workloads().find_object(patched)
     assert kind is not None
-    holder = resolve(patched, kind.template)
+    holder = resolve(patched, kind.template) or {}
     for source_key, snapshot_name in parse_pins(holder.get("metadata")).items():
         kind = source_key.partition("/")[0]
         assert (review["request"]["namespace"], kind, snapshot_name) in sources.objects

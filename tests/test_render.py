@@ -1,6 +1,7 @@
 """`configpin render`: the pinning sequence offline, over manifest files (app.cli.main)."""
 
 import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -358,3 +359,83 @@ def test_a_document_of_the_wrong_shape_fails_with_a_message(
 
     assert (code, out) == (1, "")
     assert err.startswith("configpin:")
+
+
+WORKLOADS_OF_EVERY_KIND = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config, namespace: shop}
+data: {color: blue}
+"""
+TEMPLATE = (
+    "{metadata: {labels: {app: w}}, spec: {containers: [{name: c, image: i,"
+    " envFrom: [{configMapRef: {name: app-config}}]}]}}"
+)
+EVERY_KIND = [
+    ("apps/v1", "Deployment", "spec: {template: TEMPLATE}"),
+    ("apps/v1", "StatefulSet", "spec: {serviceName: w, template: TEMPLATE}"),
+    ("apps/v1", "DaemonSet", "spec: {template: TEMPLATE}"),
+    ("batch/v1", "Job", "spec: {template: TEMPLATE}"),
+    ("apps/v1", "ReplicaSet", "spec: {template: TEMPLATE}"),
+    ("argoproj.io/v1alpha1", "Rollout", "spec: {template: TEMPLATE}"),
+]
+
+
+def test_every_kind_of_the_table_is_pinned_and_a_cronjob_left_as_written(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = WORKLOADS_OF_EVERY_KIND
+    for api_version, kind, spec in EVERY_KIND:
+        text += f"---\napiVersion: {api_version}\nkind: {kind}\n"
+        text += f"metadata: {{name: w, namespace: shop}}\n{spec.replace('TEMPLATE', TEMPLATE)}\n"
+    cronjob = "spec: {schedule: '@daily', jobTemplate: {spec: {template: TEMPLATE}}}"
+    text += "---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: w, namespace: shop}\n"
+    text += cronjob.replace("TEMPLATE", TEMPLATE) + "\n"
+    docs = rendered(capsys, write(tmp_path, "all.yaml", text), key_file=key_file)
+
+    snapshot = snapshot_of(docs, "ConfigMap", "app-config")
+    for _, kind, _ in EVERY_KIND:
+        template = find(docs, kind, "w")["spec"]["template"]
+        assert template["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"] == snapshot
+        assert PINS_KEY in template["metadata"]["annotations"], kind
+    job_template = find(docs, "CronJob", "w")["spec"]["jobTemplate"]["spec"]["template"]
+    assert job_template["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"] == (
+        "app-config"
+    )
+
+
+def test_custom_kinds_come_from_the_setting(
+    tmp_path: Path,
+    key_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.settings import get_settings
+
+    custom = [
+        {
+            "group": "example.com",
+            "version": "v1",
+            "kind": "Widget",
+            "resource": "widgets",
+            "template": "/spec/runner/podTemplate",
+        }
+    ]
+    monkeypatch.setenv("CONFIGPIN_CUSTOM_KINDS", json.dumps(custom))
+    get_settings.cache_clear()
+    try:
+        text = WORKLOADS_OF_EVERY_KIND + (
+            "---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n"
+            f"spec: {{runner: {{podTemplate: {TEMPLATE}}}}}\n"
+            "---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\n"
+            f"metadata: {{name: w, namespace: shop}}\nspec: {{template: {TEMPLATE}}}\n"
+        )
+        docs = rendered(capsys, write(tmp_path, "custom.yaml", text), key_file=key_file)
+    finally:
+        get_settings.cache_clear()
+    snapshot = snapshot_of(docs, "ConfigMap", "app-config")
+    widget = find(docs, "Widget", "w")["spec"]["runner"]["podTemplate"]["spec"]
+    assert widget["containers"][0]["envFrom"][0]["configMapRef"]["name"] == snapshot
+    # The setting replaces the default list: the Rollout is not in the table any more.
+    rollout = find(docs, "Rollout", "w")["spec"]["template"]["spec"]
+    assert rollout["containers"][0]["envFrom"][0]["configMapRef"]["name"] == "app-config"

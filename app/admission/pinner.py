@@ -144,6 +144,15 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
         ns_labels = sources.namespace_labels(namespace)
         if ns_labels is None or not scope.namespace_opted_in(ns_labels):
             return Outcome("skipped")
+    if kind.template_elsewhere and resolve(obj, kind.template_elsewhere) is not None:
+        field_name = kind.template_elsewhere.strip("/").replace("/", ".")
+        return Outcome(
+            "skipped",
+            warnings=(
+                f"configpin: {kind.kind} not pinned, its template comes from {field_name} "
+                "(whose own template is pinned)",
+            ),
+        )
     target = _target(kind, obj)
     refs = _references(target)
     own_pins = parse_pins(target.metadata)
@@ -157,6 +166,8 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
             new_template, [old_pins, own_pins]
         ):
             return _keep_old_pins(request, target, refs, old_template)
+        if kind.template_immutable:
+            return Outcome("skipped")  # the API server refuses the change itself
 
     live_keys = scope.live_references(obj.get("metadata"), target.metadata)
     return _pin_references(request, sources, policy, target, refs, own_pins, old_pins, live_keys)

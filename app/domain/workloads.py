@@ -44,6 +44,11 @@ class WorkloadKind:
     # A field whose presence means the pod template lives in another object (a Rollout's
     # `workloadRef`): such an object is left alone, with a warning.
     template_elsewhere: str | None = None
+    # Pinned at creation only, because the template cannot change after (a Job's). UPDATEs
+    # are still reviewed, to give back the pins when the template is the same: a re-apply
+    # of the manifest sends the sources' names, which the API server would refuse as a
+    # change to an immutable field.
+    template_immutable: bool = False
 
     @property
     def api_version(self) -> str:
@@ -74,15 +79,65 @@ DEPLOYMENT = WorkloadKind(
     revision_hash_label="pod-template-hash",
 )
 
+STATEFUL_SET = WorkloadKind(
+    "apps",
+    "v1",
+    "StatefulSet",
+    "statefulsets",
+    "/spec/template",
+    CREATE_AND_UPDATE,
+    Rollbacks.CONTROLLER_REVISIONS,
+)
+DAEMON_SET = WorkloadKind(
+    "apps",
+    "v1",
+    "DaemonSet",
+    "daemonsets",
+    "/spec/template",
+    CREATE_AND_UPDATE,
+    Rollbacks.CONTROLLER_REVISIONS,
+)
+# A Job's template is immutable: pinned once, every Pod and retry of the Job sees the same
+# config. A CronJob's Jobs are pinned at their own creation; the CronJob stays as written.
+JOB = WorkloadKind(
+    "batch", "v1", "Job", "jobs", "/spec/template", CREATE_AND_UPDATE, template_immutable=True
+)
 # A ReplicaSet of a Deployment or a Rollout is never mutated: the owner's controller compares
 # templates, and a mutated ReplicaSet makes it create ReplicaSets without end
 # (kubernetes/kubernetes#57167). The chart's matchConditions keep those from the webhook.
 REPLICA_SET = WorkloadKind(
-    "apps", "v1", "ReplicaSet", "replicasets", "/spec/template", CREATE_ONLY, unless_controlled=True
+    "apps",
+    "v1",
+    "ReplicaSet",
+    "replicasets",
+    "/spec/template",
+    CREATE_AND_UPDATE,
+    unless_controlled=True,
 )
 
-BUILT_IN: tuple[WorkloadKind, ...] = (POD, DEPLOYMENT, REPLICA_SET)
-DEFAULT_CUSTOM: tuple[WorkloadKind, ...] = ()
+BUILT_IN: tuple[WorkloadKind, ...] = (
+    POD,
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    JOB,
+    REPLICA_SET,
+)
+
+# Custom kinds come from the settings; Argo Rollouts' Rollout is listed by default. Its
+# undo writes a ReplicaSet's template back, as `kubectl rollout undo deployment` does.
+ROLLOUT = WorkloadKind(
+    "argoproj.io",
+    "v1alpha1",
+    "Rollout",
+    "rollouts",
+    "/spec/template",
+    CREATE_AND_UPDATE,
+    Rollbacks.REPLICA_SETS,
+    revision_hash_label="rollouts-pod-template-hash",
+    template_elsewhere="/spec/workloadRef",
+)
+DEFAULT_CUSTOM: tuple[WorkloadKind, ...] = (ROLLOUT,)
 
 
 class DuplicateKindError(ValueError):

@@ -6,14 +6,18 @@ every test here is skipped with the build error as the reason.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from app.domain.workloads import DEFAULT_CUSTOM, WorkloadKind
+from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "configpin"
@@ -54,6 +58,20 @@ VALUES: dict[str, dict[str, Any]] = {
         },
     },
     "single-replica": {"replicas": 1},
+    "custom-kinds": {
+        "workloads": {
+            "custom": [
+                {
+                    "group": "apps.kruise.io",
+                    "version": "v1alpha1",
+                    "kind": "CloneSet",
+                    "resource": "clonesets",
+                    "template": "/spec/template",
+                    "rollbacks": "controllerrevisions",
+                },
+            ]
+        }
+    },
     "priority-class": {"priorityClassName": "system-cluster-critical"},
     "tuned": {
         "pinning": {
@@ -182,18 +200,6 @@ def rules(role: Doc) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
     return sorted(flat)
 
 
-def walk_strings(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield str(key)
-            yield from walk_strings(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from walk_strings(item)
-    elif isinstance(node, str):
-        yield node
-
-
 # --- lint and determinism --------------------------------------------------------------
 
 
@@ -246,21 +252,46 @@ def test_every_object_is_namespaced_to_the_release_or_cluster_scoped(
 # --- MutatingWebhookConfiguration ----------------------------------------------------------
 
 
-def test_webhook_rules_and_failure_policies_by_default(render: Callable[[str], list[Doc]]) -> None:
-    hooks = webhooks(render("default"))
-    assert sorted(hooks) == ["deployments.configpin.io", "pods.configpin.io"]
+def webhook_rule(kind: WorkloadKind) -> Doc:
+    return {
+        "apiGroups": [kind.group],
+        "apiVersions": [kind.version],
+        "resources": [kind.resource],
+        "operations": list(kind.operations),
+        "scope": "Namespaced",
+    }
 
-    deployments = hooks["deployments.configpin.io"]
-    assert deployments["rules"] == [
-        {
-            "apiGroups": ["apps"],
-            "apiVersions": ["v1"],
-            "resources": ["deployments"],
-            "operations": ["CREATE", "UPDATE"],
-            "scope": "Namespaced",
-        }
+
+@pytest.mark.parametrize("case", ["default", "custom-kinds"])
+def test_webhook_rules_are_the_servers_table_of_workload_kinds(
+    case: str, render: Callable[[str], list[Doc]]
+) -> None:
+    """The chart hands its custom kinds to the server (CONFIGPIN_CUSTOM_KINDS); the table
+    the server builds from them is exactly what the webhook's rules list."""
+    docs = render(case)
+    table = Settings.model_validate(
+        {"custom_kinds": json.loads(env(docs)["CONFIGPIN_CUSTOM_KINDS"])}
+    )
+    kinds = list(table.workloads())
+    hooks = webhooks(docs)
+    assert sorted(hooks) == ["pods.configpin.io", "workloads.configpin.io"]
+    assert hooks["workloads.configpin.io"]["rules"] == [
+        webhook_rule(kind) for kind in kinds if not kind.is_pod
     ]
-    assert deployments["failurePolicy"] == "Fail"
+    assert hooks["pods.configpin.io"]["rules"] == [webhook_rule(k) for k in kinds if k.is_pod]
+    custom = [kind.row() for kind in table.custom_kinds]
+    given = VALUES[case].get("workloads", {}).get("custom")
+    if given is None:  # the chart's default list is the server's
+        assert custom == list(DEFAULT_CUSTOM)
+    else:
+        assert [(k.group, k.kind, k.template) for k in custom] == [
+            (c["group"], c["kind"], c["template"]) for c in given
+        ]
+
+
+def test_webhook_failure_policies_by_default(render: Callable[[str], list[Doc]]) -> None:
+    hooks = webhooks(render("default"))
+    assert hooks["workloads.configpin.io"]["failurePolicy"] == "Fail"
 
     pods = hooks["pods.configpin.io"]
     assert pods["rules"] == [
@@ -303,21 +334,28 @@ def test_webhook_common_fields(case: str, render: Callable[[str], list[Doc]]) ->
 
 def test_failure_policies_follow_values(render: Callable[[str], list[Doc]]) -> None:
     hooks = webhooks(render("tuned"))
-    assert hooks["deployments.configpin.io"]["failurePolicy"] == "Ignore"
+    assert hooks["workloads.configpin.io"]["failurePolicy"] == "Ignore"
     assert hooks["pods.configpin.io"]["failurePolicy"] == "Fail"
 
 
 @pytest.mark.parametrize("case", sorted(VALUES))
-def test_replicasets_are_never_intercepted_nor_written(
+def test_only_replicasets_without_a_controller_are_sent_and_revisions_only_listed(
     case: str, render: Callable[[str], list[Doc]]
 ) -> None:
-    # A mutated ReplicaSet makes the deployment controller create ReplicaSets without end;
-    # configpin only lists them, to recognise a rollback.
-    for doc in render(case):
-        if doc["kind"] == "MutatingWebhookConfiguration":
-            assert not [s for s in walk_strings(doc) if "replicaset" in s.lower()]
+    # A mutated ReplicaSet makes the deployment controller create ReplicaSets without end:
+    # the API server sends only ReplicaSets that no controller owns (the
+    # condition itself runs in the real API server in tests/e2e/test_workload_kinds.py).
+    # configpin only lists revisions, to recognise a rollback.
+    docs = render(case)
+    hook = webhooks(docs)["workloads.configpin.io"]
+    assert [r for r in hook["rules"] if r["resources"] == ["replicasets"]]
+    [condition] = hook["matchConditions"]
+    expression = " ".join(condition["expression"].split())
+    assert "request.resource.resource == 'replicasets'" in expression
+    assert "o.controller" in expression
+    for doc in docs:
         for rule in doc.get("rules", []) if doc["kind"] in ("ClusterRole", "Role") else []:
-            if "replicasets" in rule.get("resources", []):
+            if {"replicasets", "controllerrevisions"} & set(rule.get("resources", [])):
                 assert rule["verbs"] == ["list"], rule
 
 
@@ -367,6 +405,7 @@ CLUSTER_RULES = [
     ("", "events", ("create",), ()),
     ("", "namespaces", ("get",), ()),
     ("", "secrets", ("create", "get"), ()),
+    ("apps", "controllerrevisions", ("list",), ()),
     ("apps", "replicasets", ("list",), ()),
 ]
 WEBHOOK_CONFIG_RULE = (

@@ -78,9 +78,7 @@ configpin.io/component: webhook
 {{- end }}
 
 {{- /*
-Both webhooks share everything but their name, rules and failure policy.
-ReplicaSets are deliberately never intercepted: the deployment controller compares pod
-templates, and a mutated ReplicaSet makes it create ReplicaSets without end.
+Both webhooks share everything but their name, rules, match conditions and failure policy.
 */ -}}
 {{- define "configpin.webhookCommon" -}}
 {{- $fullname := include "configpin.fullname" . -}}
