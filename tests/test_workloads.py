@@ -1,17 +1,20 @@
 """The table of workload kinds: lookups, and the rows' pointers as the pinner reads them."""
 
 import pytest
+from pydantic import ValidationError
 
 from app.domain.pointer import resolve
 from app.domain.workloads import (
     DEPLOYMENT,
     POD,
+    ROLLOUT,
     DuplicateKindError,
     Rollbacks,
     WorkloadKind,
     Workloads,
     controller_of,
 )
+from app.settings import Settings
 
 WIDGET = WorkloadKind(
     "example.com", "v1", "Widget", "widgets", "/spec/podTemplate", ("CREATE", "UPDATE")
@@ -59,3 +62,36 @@ def test_controller_of_finds_only_the_controlling_owner() -> None:
     assert controller_of({"metadata": {"ownerReferences": [plain, owner]}}) == owner
     assert controller_of({"metadata": {"ownerReferences": [plain]}}) is None
     assert controller_of({"metadata": {}}) is None
+
+
+def test_the_settings_list_custom_kinds_rollout_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONFIGPIN_CUSTOM_KINDS", raising=False)
+    assert list(Settings().workloads())[-1] == ROLLOUT
+    monkeypatch.setenv(
+        "CONFIGPIN_CUSTOM_KINDS",
+        '[{"group": "example.com", "version": "v1", "kind": "Widget", "resource": "widgets",'
+        ' "template": "/spec/podTemplate", "rollbacks": "controllerrevisions"}]',
+    )
+    table = Settings().workloads()
+    assert table.find("argoproj.io", "Rollout") is None  # the setting replaces the default
+    widget = table.find("example.com", "Widget")
+    assert widget is not None and widget.rollbacks == Rollbacks.CONTROLLER_REVISIONS
+    assert widget.operations == ("CREATE", "UPDATE")
+
+
+@pytest.mark.parametrize(
+    "custom",
+    [
+        '[{"group": "apps", "version": "v1", "kind": "StatefulSet", "resource": "statefulsets",'
+        ' "template": "/spec/template"}]',
+        '[{"group": "x.io", "version": "v1", "kind": "W", "resource": "ws", "template": "spec"}]',
+        '[{"group": "x.io", "version": "v1", "kind": "W", "resource": "ws",'
+        ' "template": "/spec/template", "rollbacks": "deployments"}]',
+    ],
+)
+def test_a_custom_kind_that_repeats_a_row_or_is_malformed_is_refused(
+    custom: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONFIGPIN_CUSTOM_KINDS", custom)
+    with pytest.raises(ValidationError):
+        Settings()
