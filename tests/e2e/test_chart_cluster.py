@@ -170,6 +170,9 @@ def installed(
             admin, admin_kubeconfig, RELEASE_NAMESPACE, FULLNAME, workdir / "release.kubeconfig"
         )
         server.env["CONFIGPIN_NAMESPACE"] = RELEASE_NAMESPACE
+        # Every review in the log: this server is called after the tests' own webhook
+        # pinned the object, and an unchanged review is logged at DEBUG.
+        server.env["CONFIGPIN_LOG_LEVEL"] = "DEBUG"
         server.start()
         time.sleep(1)  # the API server's informer on webhook configurations catches up
         yield server

@@ -299,17 +299,22 @@ def test_a_bare_replicaset_is_pinned_and_a_deployments_are_never_sent(
     deployment["metadata"]["name"] = "app"
     deployment["spec"]["selector"] = {"matchLabels": {"app": "app"}}
     deployment["spec"]["template"]["metadata"]["labels"] = {"app": "app"}
+    replica_set_reviews = metric(webhook, 'configpin_admission_reviews_total{kind="ReplicaSet"')
     apply(admin_kubeconfig, deployment)
     owned = eventually(
         lambda: items(admin, "apps/v1", "ReplicaSet", ns, "app=app"), what="the Deployment's RS"
     )
+    pods(admin, ns, "app=app", 1)
     assert refs(owned[0]["spec"]["template"]) == refs(
         stored(admin, "Deployment", ns, "app")["spec"]["template"]
     )
     # The API server's matchConditions kept the Deployment's ReplicaSet from the webhook.
-    log = webhook.log.read_text()
-    assert f"CREATE ReplicaSet {ns}/web:" in log
-    assert f"ReplicaSet {ns}/app-" not in log
+    assert f"CREATE ReplicaSet {ns}/web:" in webhook.log.read_text()
+    time.sleep(1)  # the deployment controller's later writes to its ReplicaSet
+    assert (
+        metric(webhook, 'configpin_admission_reviews_total{kind="ReplicaSet"')
+        == replica_set_reviews
+    )
 
 
 def test_pods_of_a_controller_outside_the_table_are_admitted_unchanged_and_counted(
@@ -336,17 +341,20 @@ def test_pods_of_a_controller_outside_the_table_are_admitted_unchanged_and_count
         },
         "spec": template("registry.example/web:1")["spec"],
     }
-    before = unpinned_pods(webhook, "ConfigMap")
+    counted = 'configpin_unpinned_pods_total{owner_kind="ConfigMap"}'
+    before = metric(webhook, counted)
     admitted = create(admin, pod)
     assert refs(admitted) == ("app-config", "db")
-    assert unpinned_pods(webhook, "ConfigMap") == before + 1
+    assert metric(webhook, counted) == before + 1
 
 
-def unpinned_pods(webhook: Webhook, owner_kind: str) -> float:
+def metric(webhook: Webhook, prefix: str) -> float:
+    """The sum of the webhook's samples whose line starts with `prefix`."""
     context = ssl.create_default_context(cafile=str(webhook.certs / "ca.crt"))
     text = httpx.get(f"{webhook.url}/metrics", verify=context, timeout=5).text
-    prefix = f'configpin_unpinned_pods_total{{owner_kind="{owner_kind}"}} '
-    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
 
 
 # --- Argo Rollouts' Rollout, with its published CRD -----------------------------------------
