@@ -1,4 +1,5 @@
-"""configpin's command line: serve, render, certs."""
+"""configpin's command line: serve, render, certs; history, diff and unpin (also installed as
+the kubectl plugin `kubectl configpin`)."""
 
 import argparse
 import datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app import versions_cli
 from app.domain.naming import InvalidKeyError, check_key
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.settings import Settings, get_settings
@@ -40,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     certs = commands.add_parser("certs", help="make a CA, a serving certificate and an HMAC key")
     certs.add_argument("--out", type=Path, required=True)
     certs.add_argument("--san", action="append", required=True, help="DNS name or IP address")
+    versions_cli.add_commands(commands)
 
     args = parser.parse_args(argv)
+    if args.command in versions_cli.COMMANDS:
+        return versions_cli.run(args)
     if args.command == "serve":
         return _serve(args, _settings())
     if args.command == "render":

@@ -1,0 +1,150 @@
+"""Reads and writes behind `configpin history`, `diff` and `unpin`, as the user running them."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client, config
+
+from app.domain.pinning import snapshot_sources
+from app.domain.references import SourceKind
+from app.domain.versions import (
+    WORKLOAD_KINDS,
+    Revision,
+    Snapshot,
+    WorkloadKind,
+    revisions_of,
+    snapshot_of,
+)
+from app.kube.api import ApiError, ApiUnreachableError, RawApi
+from app.kube.sources import RESOURCE
+
+
+class VersionsError(Exception):
+    """One line for the user: what was not found, not allowed or not reachable."""
+
+
+def connect_as_user(kubeconfig: str | None, context: str | None) -> tuple[client.ApiClient, str]:
+    """A client as kubectl would make it (`--kubeconfig`, else $KUBECONFIG, else
+    ~/.kube/config; `--context`, else the current one) and that context's namespace."""
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        contexts, current = config.list_kube_config_contexts(kubeconfig)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError) as error:
+        raise VersionsError(f"cannot load the kubeconfig: {error}") from None
+    chosen = (
+        next((c for c in contexts if c.get("name") == context), current) if context else current
+    )
+    namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    return client.ApiClient(configuration), namespace
+
+
+class ClusterVersions:
+    def __init__(self, api: RawApi) -> None:
+        self._api = api
+
+    def workload(self, kind: WorkloadKind, namespace: str, name: str) -> dict[str, Any]:
+        found = self._read(
+            f"{_collection(kind.api_version, kind.plural, namespace)}/{quote(name, safe='')}",
+            f"{kind.resource} {name!r} in namespace {namespace!r}",
+        )
+        if found is None:
+            raise VersionsError(f"{kind.resource} {name!r} not found in namespace {namespace!r}")
+        return found
+
+    def revisions(self, kind: WorkloadKind, workload: Mapping[str, Any]) -> list[Revision]:
+        namespace = workload["metadata"]["namespace"]
+        match_labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        plural = "replicasets" if kind.revisions == "ReplicaSet" else "controllerrevisions"
+        path = (
+            f"{_collection('apps/v1', plural, namespace)}?labelSelector={quote(selector, safe='')}"
+        )
+        listed = self._read(path, f"{plural} in namespace {namespace!r}") or {}
+        return revisions_of(kind, workload, listed.get("items") or [])
+
+    def snapshots(
+        self, namespace: str, revisions: Iterable[Revision]
+    ) -> dict[tuple[SourceKind, str], Snapshot]:
+        """Every snapshot the revisions pin, read once each (None content if gone)."""
+        found: dict[tuple[SourceKind, str], Snapshot] = {}
+        for kind, name in snapshot_sources(*(revision.pins for revision in revisions)):
+            path = f"{_collection('v1', RESOURCE[kind], namespace)}/{quote(name, safe='')}"
+            found[(kind, name)] = snapshot_of(
+                name, self._read(path, f"{kind} {name!r} in namespace {namespace!r}")
+            )
+        return found
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        found = self._read(
+            f"/api/v1/namespaces/{quote(namespace, safe='')}", f"namespace {namespace!r}"
+        )
+        if found is None:
+            raise VersionsError(f"namespace {namespace!r} not found")
+        return dict((found.get("metadata") or {}).get("labels") or {})
+
+    def workloads(self, namespace: str) -> list[tuple[WorkloadKind, dict[str, Any]]]:
+        """Every workload of a pinned kind in the namespace; kinds the cluster does not serve
+        (Argo Rollouts not installed) are skipped."""
+        found: list[tuple[WorkloadKind, dict[str, Any]]] = []
+        for kind in WORKLOAD_KINDS:
+            listed = self._read(
+                _collection(kind.api_version, kind.plural, namespace),
+                f"{kind.plural} in namespace {namespace!r}",
+            )
+            for item in (listed or {}).get("items") or []:
+                found.append((kind, item))
+        return found
+
+    def replace_template(
+        self, kind: WorkloadKind, workload: Mapping[str, Any], template: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Write `template` into the workload, only if nobody changed it since it was read."""
+        metadata = workload["metadata"]
+        path = (
+            f"{_collection(kind.api_version, kind.plural, metadata['namespace'])}"
+            f"/{quote(metadata['name'], safe='')}"
+        )
+        operations = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": metadata["resourceVersion"],
+            },
+            {"op": "replace", "path": "/spec/template", "value": template},
+        ]
+        what = f"{kind.resource} {metadata['name']!r} in namespace {metadata['namespace']!r}"
+        try:
+            return self._api.request(
+                "PATCH", path, body=operations, content_type="application/json-patch+json"
+            )
+        except ApiError as error:
+            if error.status in (409, 422):
+                raise VersionsError(f"{what} changed while unpinning: run it again") from None
+            raise VersionsError(_refusal(error, "update", what)) from None
+        except ApiUnreachableError as error:
+            raise VersionsError(f"cannot reach the API server: {error}") from None
+
+    def _read(self, path: str, what: str) -> dict[str, Any] | None:
+        try:
+            return self._api.get(path)
+        except ApiError as error:
+            raise VersionsError(_refusal(error, "read", what)) from None
+        except ApiUnreachableError as error:
+            raise VersionsError(f"cannot reach the API server: {error}") from None
+
+
+def _refusal(error: ApiError, verb: str, what: str) -> str:
+    if error.status == 403:
+        return f"forbidden: you may not {verb} {what}"
+    if error.status == 401:
+        return "unauthorized: the API server did not accept your credentials"
+    return f"cannot {verb} {what}: {error}"
+
+
+def _collection(api_version: str, plural: str, namespace: str) -> str:
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}"
