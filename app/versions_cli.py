@@ -18,21 +18,25 @@ from app.domain import labels
 from app.domain.versions import (
     MissingSnapshotError,
     UsageError,
-    WorkloadKind,
     colored_diff,
     diff_sources,
     history,
     history_document,
     history_table,
     parse_target,
+    resource_name,
     template_diff,
+    template_of,
     unpin,
+    versioned_kinds,
 )
+from app.domain.workloads import WorkloadKind, Workloads
 from app.kube.api import RawApi
 from app.kube.versions import ClusterVersions, VersionsError, connect_as_user
 
 COMMANDS = ("history", "diff", "unpin")
 ERROR_STATUS = 2
+Target = tuple[WorkloadKind, str]
 API_TIMEOUT_SECONDS = 30.0
 
 
@@ -71,15 +75,19 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 def run(args: argparse.Namespace) -> int:
     """Run a parsed `history`, `diff` or `unpin`; errors become one line and status 2."""
     try:
+        kinds = versioned_kinds(Workloads())
+        target = parse_target(args.target, kinds) if args.target else None  # usage errors first
+        if args.command == "unpin" and args.all == bool(target):
+            raise UsageError("give either KIND/NAME or --all")
         api_client, default_namespace = connect_as_user(args.kubeconfig, args.context)
         cluster = ClusterVersions(RawApi(api_client, API_TIMEOUT_SECONDS))
         namespace = args.namespace or default_namespace
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        if args.command == "history":
-            return _history(cluster, namespace, args.target, args.output, color)
-        if args.command == "diff":
-            return _diff(cluster, namespace, args.target, args.revision, args.to, color)
-        return _unpin(cluster, namespace, args.target, args.all, args.dry_run, color)
+        if args.command == "history" and target:
+            return _history(cluster, namespace, target, args.output, color)
+        if args.command == "diff" and target:
+            return _diff(cluster, namespace, target, args.revision, args.to, color)
+        return _unpin(cluster, namespace, target or kinds, args.dry_run, color)
     except (UsageError, VersionsError, MissingSnapshotError) as error:
         print(f"error: {error}", file=sys.stderr)
         return ERROR_STATUS
@@ -96,13 +104,13 @@ def plugin_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _history(
-    cluster: ClusterVersions, namespace: str, target: str, output: str, color: bool
+    cluster: ClusterVersions, namespace: str, target: Target, output: str, color: bool
 ) -> int:
-    kind, name = parse_target(target)
+    kind, name = target
     workload = cluster.workload(kind, namespace, name)
     revisions = cluster.revisions(kind, workload)
-    if not any(revision.pins for revision in revisions) and not _template_pins(workload):
-        raise VersionsError(f"{kind.resource} {name!r} is not a pinned workload")
+    if not any(revision.pins for revision in revisions) and not _pinned(kind, workload):
+        raise VersionsError(f"{resource_name(kind)} {name!r} is not a pinned workload")
     rows = history(revisions, cluster.snapshots(namespace, revisions))
     if output == "table":
         sys.stdout.write(history_table(rows, datetime.datetime.now(datetime.UTC), color))
@@ -118,28 +126,28 @@ def _history(
 def _diff(
     cluster: ClusterVersions,
     namespace: str,
-    target: str,
+    target: Target,
     revision: int,
     to: int | None,
     color: bool,
 ) -> int:
-    kind, name = parse_target(target)
+    kind, name = target
     workload = cluster.workload(kind, namespace, name)
     revisions = cluster.revisions(kind, workload)
     if not revisions:
-        raise VersionsError(f"{kind.resource} {name!r} has no revisions yet")
+        raise VersionsError(f"{resource_name(kind)} {name!r} has no revisions yet")
     by_number = {r.number: r for r in revisions}
     wanted = [revision, revisions[-1].number if to is None else to]
     for number in wanted:
         if number not in by_number:
             known = ", ".join(str(r.number) for r in revisions)
             raise VersionsError(
-                f"{kind.resource} {name!r} has no revision {number} (it has {known})"
+                f"{resource_name(kind)} {name!r} has no revision {number} (it has {known})"
             )
     a, b = (by_number[number] for number in wanted)
     if not (a.pins or b.pins):
         raise VersionsError(
-            f"{kind.resource} {name!r} pins nothing at revision {a.number} or {b.number}"
+            f"{resource_name(kind)} {name!r} pins nothing at revision {a.number} or {b.number}"
         )
     diffs = diff_sources(a, b, cluster.snapshots(namespace, [a, b]))
     text = "".join(d.text for d in diffs)
@@ -150,22 +158,20 @@ def _diff(
 def _unpin(
     cluster: ClusterVersions,
     namespace: str,
-    target: str | None,
-    every: bool,
+    target: Target | list[WorkloadKind],
     dry_run: bool,
     color: bool,
 ) -> int:
-    if every == bool(target):
-        raise UsageError("give either KIND/NAME or --all")
+    """One workload (KIND, NAME), or every pinned one of the namespace (a list of kinds)."""
     opted_in = cluster.namespace_labels(namespace).get(labels.INJECT) == labels.INJECT_ENABLED
-    if target:
-        kind, name = parse_target(target)
+    if isinstance(target, tuple):
+        kind, name = target
         workload = cluster.workload(kind, namespace, name)
-        if not _template_pins(workload):
-            raise VersionsError(f"{kind.resource} {name!r} is not a pinned workload")
+        if not _pinned(kind, workload):
+            raise VersionsError(f"{resource_name(kind)} {name!r} is not a pinned workload")
         chosen = [(kind, workload)]
     else:
-        chosen = [(k, w) for k, w in cluster.workloads(namespace) if _template_pins(w)]
+        chosen = [(k, w) for k, w in cluster.workloads(namespace, target) if _pinned(k, w)]
         if not chosen:
             print(f"no pinned workloads in namespace {namespace!r}")
             return 0
@@ -188,20 +194,19 @@ def _unpin_one(
     dry_run: bool,
     color: bool,
 ) -> None:
-    resource = f"{kind.resource}/{workload['metadata']['name']}"
-    template = workload["spec"]["template"]
+    resource = f"{resource_name(kind)}/{workload['metadata']['name']}"
+    template = template_of(kind, workload)
     unpinned, pins = unpin(template)
     if dry_run:
         text = template_diff(resource, template, unpinned)
         sys.stdout.write(colored_diff(text) if color else text)
         return
     written = cluster.replace_template(kind, workload, unpinned)
-    if unpin(written["spec"]["template"])[1]:
+    if unpin(template_of(kind, written))[1]:
         # The webhook was still called (the namespace opted in again meanwhile) and kept them.
         raise VersionsError(f"{resource}: the webhook pinned it again; is the namespace opted in?")
     print(f"{resource} unpinned: {', '.join(sorted(pins))} live again")
 
 
-def _template_pins(workload: dict[str, Any]) -> bool:
-    template = (workload.get("spec") or {}).get("template") or {}
-    return bool(unpin(template)[1])
+def _pinned(kind: WorkloadKind, workload: dict[str, Any]) -> bool:
+    return bool(unpin(template_of(kind, workload))[1])

@@ -14,9 +14,6 @@ import pytest
 from app.domain import labels
 from app.domain.references import SourceKind
 from app.domain.versions import (
-    DAEMONSET,
-    DEPLOYMENT,
-    STATEFULSET,
     KeyChanges,
     MissingSnapshotError,
     Revision,
@@ -33,8 +30,29 @@ from app.domain.versions import (
     snapshot_of,
     template_diff,
     unpin,
+    versioned_kinds,
+)
+from app.domain.workloads import (
+    CREATE_AND_UPDATE,
+    DEPLOYMENT,
+    POD,
+    REPLICA_SET,
+    Rollbacks,
+    WorkloadKind,
+    Workloads,
 )
 
+# A kind whose revisions are ControllerRevisions, as StatefulSets and DaemonSets keep them.
+STATEFULSET = WorkloadKind(
+    "apps",
+    "v1",
+    "StatefulSet",
+    "statefulsets",
+    "/spec/template",
+    CREATE_AND_UPDATE,
+    Rollbacks.CONTROLLER_REVISIONS,
+)
+KINDS = [DEPLOYMENT, STATEFULSET]
 GOLDEN = Path(__file__).parent / "golden_versions"
 UPDATE = os.environ.get("CONFIGPIN_UPDATE_GOLDEN") == "1"
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.UTC)
@@ -132,16 +150,20 @@ class TestTargets:
             ("deployment.apps/web", DEPLOYMENT),
             ("Deployments/web", DEPLOYMENT),
             ("sts/web", STATEFULSET),
-            ("daemonset/web", DAEMONSET),
+            ("statefulset/web", STATEFULSET),
         ],
     )
     def test_kubectl_names_of_a_kind(self, text: str, kind: Any) -> None:
-        assert parse_target(text) == (kind, "web")
+        assert parse_target(text, KINDS) == (kind, "web")
 
-    @pytest.mark.parametrize("text", ["web", "deploy/", "pod/web", "deploy/a/b"])
+    @pytest.mark.parametrize("text", ["web", "deploy/", "pod/web", "deploy/a/b", "ds/web"])
     def test_anything_else_is_a_usage_error(self, text: str) -> None:
         with pytest.raises(UsageError):
-            parse_target(text)
+            parse_target(text, KINDS)
+
+    def test_the_kinds_with_revisions_come_from_the_workload_table(self) -> None:
+        kinds = versioned_kinds(Workloads())
+        assert DEPLOYMENT in kinds and POD not in kinds and REPLICA_SET not in kinds
 
 
 class TestRevisions:

@@ -11,63 +11,56 @@ from typing import Any, Literal
 import yaml
 
 from app.domain.pinning import Pins, parse_pins, unpinned_template
+from app.domain.pointer import resolve
 from app.domain.references import SourceKind
+from app.domain.workloads import Rollbacks, WorkloadKind
 
 
 class UsageError(ValueError):
     """A command line that names no workload configpin can read."""
 
 
-@dataclass(frozen=True)
-class WorkloadKind:
-    kind: str
-    api_version: str
-    plural: str
-    # Where its revisions live: ReplicaSets (numbered by an annotation) or ControllerRevisions.
-    revisions: Literal["ReplicaSet", "ControllerRevision"]
-    revision_annotation: str = ""
-
-    @property
-    def resource(self) -> str:
-        """`deployment.apps`, as kubectl prints it."""
-        group = self.api_version.rpartition("/")[0]
-        return f"{self.kind.lower()}.{group}" if group else self.kind.lower()
+# kubectl's short names for the kinds whose revisions can be read.
+SHORT_NAMES = {"Deployment": "deploy", "StatefulSet": "sts", "DaemonSet": "ds", "Rollout": "ro"}
+# How a controller numbers the ReplicaSets of a workload, by the workload's API group.
+REVISION_ANNOTATIONS = {
+    "apps": "deployment.kubernetes.io/revision",
+    "argoproj.io": "rollout.argoproj.io/revision",
+}
 
 
-DEPLOYMENT = WorkloadKind(
-    "Deployment", "apps/v1", "deployments", "ReplicaSet", "deployment.kubernetes.io/revision"
-)
-ROLLOUT = WorkloadKind(
-    "Rollout", "argoproj.io/v1alpha1", "rollouts", "ReplicaSet", "rollout.argoproj.io/revision"
-)
-STATEFULSET = WorkloadKind("StatefulSet", "apps/v1", "statefulsets", "ControllerRevision")
-DAEMONSET = WorkloadKind("DaemonSet", "apps/v1", "daemonsets", "ControllerRevision")
-WORKLOAD_KINDS = (DEPLOYMENT, STATEFULSET, DAEMONSET, ROLLOUT)
-
-# The names kubectl accepts for each kind: singular, plural, short name, with its group.
-_ALIASES: dict[str, WorkloadKind] = {}
-for _kind, _short in (
-    (DEPLOYMENT, "deploy"),
-    (STATEFULSET, "sts"),
-    (DAEMONSET, "ds"),
-    (ROLLOUT, "ro"),
-):
-    _group = _kind.api_version.rpartition("/")[0]
-    for _name in (_kind.kind.lower(), _kind.plural, _short):
-        _ALIASES[_name] = _kind
-        _ALIASES[f"{_name}.{_group}"] = _kind
+def versioned_kinds(workloads: Iterable[WorkloadKind]) -> list[WorkloadKind]:
+    """The kinds of the table that keep revisions (ReplicaSets or ControllerRevisions)."""
+    return [kind for kind in workloads if kind.rollbacks is not Rollbacks.NONE]
 
 
-def parse_target(text: str) -> tuple[WorkloadKind, str]:
-    """`deploy/web`, `statefulset.apps/db`, ... -> (kind, name)."""
+def resource_name(kind: WorkloadKind) -> str:
+    """`deployment.apps`, as kubectl prints it."""
+    return f"{kind.kind.lower()}.{kind.group}" if kind.group else kind.kind.lower()
+
+
+def parse_target(text: str, kinds: Iterable[WorkloadKind]) -> tuple[WorkloadKind, str]:
+    """`deploy/web`, `statefulset.apps/db`, ... -> (kind, name), as kubectl reads them."""
+    kinds = list(kinds)
+    aliases: dict[str, WorkloadKind] = {}
+    for kind in kinds:
+        names = {kind.kind.lower(), kind.resource, SHORT_NAMES.get(kind.kind, kind.resource)}
+        for name in names:
+            aliases[name] = kind
+            aliases[f"{name}.{kind.group}"] = kind
     kind_text, slash, name = text.partition("/")
-    kind = _ALIASES.get(kind_text.lower())
     if not slash or not name or "/" in name:
         raise UsageError(f"expected KIND/NAME (deployment/web, sts/db), got {text!r}")
-    if kind is None:
-        known = ", ".join(k.kind for k in WORKLOAD_KINDS)
-        raise UsageError(f"{kind_text!r} is not a workload kind configpin pins ({known})")
-    return kind, name
+    found = aliases.get(kind_text.lower())
+    if found is None:
+        known = ", ".join(kind.kind for kind in kinds)
+        raise UsageError(f"{kind_text!r} is not a workload kind with revisions ({known})")
+    return found, name
+
+
+def template_of(kind: WorkloadKind, workload: Mapping[str, Any]) -> Mapping[str, Any]:
+    template = resolve(workload, kind.template)
+    return template if isinstance(template, Mapping) else {}
 
 
 @dataclass(frozen=True)
@@ -96,8 +89,9 @@ def revisions_of(
             for owner in metadata.get("ownerReferences") or []
         ):
             continue
-        if kind.revisions == "ReplicaSet":
-            raw_number: Any = (metadata.get("annotations") or {}).get(kind.revision_annotation)
+        if kind.rollbacks is Rollbacks.REPLICA_SETS:
+            annotation = REVISION_ANNOTATIONS.get(kind.group, "")
+            raw_number: Any = (metadata.get("annotations") or {}).get(annotation)
             template = (obj.get("spec") or {}).get("template") or {}
         else:
             raw_number = obj.get("revision")
@@ -319,6 +313,7 @@ def history_document(
 ) -> dict[str, Any]:
     """The same history for scripts (`-o json|yaml`): times as RFC 3339, keys by name."""
     return {
+        "apiVersion": kind.api_version,
         "kind": kind.kind,
         "namespace": namespace,
         "name": name,

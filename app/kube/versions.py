@@ -1,21 +1,21 @@
 """Reads and writes behind `configpin history`, `diff` and `unpin`, as the user running them."""
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from kubernetes import client, config
+from kubernetes.config.kube_config import (
+    KUBE_CONFIG_DEFAULT_LOCATION,
+    KubeConfigLoader,
+    KubeConfigMerger,
+)
 
 from app.domain.pinning import snapshot_sources
 from app.domain.references import SourceKind
-from app.domain.versions import (
-    WORKLOAD_KINDS,
-    Revision,
-    Snapshot,
-    WorkloadKind,
-    revisions_of,
-    snapshot_of,
-)
+from app.domain.versions import Revision, Snapshot, resource_name, revisions_of, snapshot_of
+from app.domain.workloads import Rollbacks, WorkloadKind
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.kube.sources import RESOURCE
 
@@ -25,20 +25,23 @@ class VersionsError(Exception):
 
 
 def connect_as_user(kubeconfig: str | None, context: str | None) -> tuple[client.ApiClient, str]:
-    """A client as kubectl would make it (`--kubeconfig`, else $KUBECONFIG, else
-    ~/.kube/config; `--context`, else the current one) and that context's namespace."""
+    """A client as kubectl would make it (`--kubeconfig`, else $KUBECONFIG, possibly several
+    files, else ~/.kube/config; `--context`, else the current one) and that context's
+    namespace. Only the chosen context is resolved, as kubectl does."""
     configuration = client.Configuration()
     try:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=configuration
+        merged = KubeConfigMerger(  # type: ignore[no-untyped-call]
+            kubeconfig or os.environ.get("KUBECONFIG") or KUBE_CONFIG_DEFAULT_LOCATION
         )
-        contexts, current = config.list_kube_config_contexts(kubeconfig)  # type: ignore[no-untyped-call]
+        if merged.config is None:
+            raise config.ConfigException("no configuration found")
+        loader = KubeConfigLoader(  # type: ignore[no-untyped-call]
+            config_dict=merged.config, active_context=context
+        )
+        loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
+        namespace = loader.current_context["context"].get("namespace") or "default"
     except (config.ConfigException, OSError) as error:
         raise VersionsError(f"cannot load the kubeconfig: {error}") from None
-    chosen = (
-        next((c for c in contexts if c.get("name") == context), current) if context else current
-    )
-    namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
     return client.ApiClient(configuration), namespace
 
 
@@ -48,18 +51,22 @@ class ClusterVersions:
 
     def workload(self, kind: WorkloadKind, namespace: str, name: str) -> dict[str, Any]:
         found = self._read(
-            f"{_collection(kind.api_version, kind.plural, namespace)}/{quote(name, safe='')}",
-            f"{kind.resource} {name!r} in namespace {namespace!r}",
+            f"{_collection(kind.api_version, kind.resource, namespace)}/{quote(name, safe='')}",
+            f"{resource_name(kind)} {name!r} in namespace {namespace!r}",
         )
         if found is None:
-            raise VersionsError(f"{kind.resource} {name!r} not found in namespace {namespace!r}")
+            raise VersionsError(
+                f"{resource_name(kind)} {name!r} not found in namespace {namespace!r}"
+            )
         return found
 
     def revisions(self, kind: WorkloadKind, workload: Mapping[str, Any]) -> list[Revision]:
         namespace = workload["metadata"]["namespace"]
         match_labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
-        plural = "replicasets" if kind.revisions == "ReplicaSet" else "controllerrevisions"
+        plural = (
+            "replicasets" if kind.rollbacks is Rollbacks.REPLICA_SETS else "controllerrevisions"
+        )
         path = (
             f"{_collection('apps/v1', plural, namespace)}?labelSelector={quote(selector, safe='')}"
         )
@@ -86,14 +93,16 @@ class ClusterVersions:
             raise VersionsError(f"namespace {namespace!r} not found")
         return dict((found.get("metadata") or {}).get("labels") or {})
 
-    def workloads(self, namespace: str) -> list[tuple[WorkloadKind, dict[str, Any]]]:
-        """Every workload of a pinned kind in the namespace; kinds the cluster does not serve
+    def workloads(
+        self, namespace: str, kinds: Iterable[WorkloadKind]
+    ) -> list[tuple[WorkloadKind, dict[str, Any]]]:
+        """Every workload of these kinds in the namespace; kinds the cluster does not serve
         (Argo Rollouts not installed) are skipped."""
         found: list[tuple[WorkloadKind, dict[str, Any]]] = []
-        for kind in WORKLOAD_KINDS:
+        for kind in kinds:
             listed = self._read(
-                _collection(kind.api_version, kind.plural, namespace),
-                f"{kind.plural} in namespace {namespace!r}",
+                _collection(kind.api_version, kind.resource, namespace),
+                f"{kind.resource} in namespace {namespace!r}",
             )
             for item in (listed or {}).get("items") or []:
                 found.append((kind, item))
@@ -105,7 +114,7 @@ class ClusterVersions:
         """Write `template` into the workload, only if nobody changed it since it was read."""
         metadata = workload["metadata"]
         path = (
-            f"{_collection(kind.api_version, kind.plural, metadata['namespace'])}"
+            f"{_collection(kind.api_version, kind.resource, metadata['namespace'])}"
             f"/{quote(metadata['name'], safe='')}"
         )
         operations = [
@@ -114,9 +123,9 @@ class ClusterVersions:
                 "path": "/metadata/resourceVersion",
                 "value": metadata["resourceVersion"],
             },
-            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace", "path": kind.template, "value": template},
         ]
-        what = f"{kind.resource} {metadata['name']!r} in namespace {metadata['namespace']!r}"
+        what = f"{resource_name(kind)} {metadata['name']!r} in namespace {metadata['namespace']!r}"
         try:
             return self._api.request(
                 "PATCH", path, body=operations, content_type="application/json-patch+json"

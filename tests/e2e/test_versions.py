@@ -19,13 +19,14 @@ from devkit.kubectl import kubectl, kubectl_path
 from devkit.kubeobjects import configmap, create, eventually, get, items, secret, update
 from devkit.localwebhook import service_account_kubeconfig
 from tests.e2e.conftest import Namespaces
+from tests.e2e.test_pinning import TOKEN, references, web_deployment
 
 BIN = Path(sys.executable).parent  # the venv's bin: configpin and kubectl-configpin
 PASSWORD = "e2e-versions-sentinel-password-7730"
 NEW_PASSWORD = "e2e-versions-sentinel-password-8841"
 SENTINELS = [
     value
-    for text in (PASSWORD, NEW_PASSWORD)
+    for text in (PASSWORD, NEW_PASSWORD, TOKEN)
     for value in (text, base64.b64encode(text.encode()).decode())
 ]
 REVISIONS = {"Deployment": "ReplicaSet", "StatefulSet": "ControllerRevision"}
@@ -54,33 +55,19 @@ def kubectl_configpin(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def workload(kind: str, namespace: str, image: str = "registry.example/web:1") -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "replicas": 1,
-        "selector": {"matchLabels": {"app": "web"}},
-        "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "web",
-                        "image": image,
-                        "envFrom": [{"secretRef": {"name": "db"}}],
-                        "volumeMounts": [{"name": "config", "mountPath": "/etc/web"}],
-                    }
-                ],
-                "volumes": [{"name": "config", "configMap": {"name": "app-config"}}],
-            },
-        },
-    }
+def workload(kind: str, namespace: str) -> dict[str, Any]:
+    """The web workload of the pinning tests (every reference kind), as `kind`."""
+    obj = web_deployment(namespace)
+    obj["kind"] = kind
     if kind == "StatefulSet":
-        spec["serviceName"] = "web"
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": spec,
-    }
+        obj["spec"]["serviceName"] = "web"
+    return obj
+
+
+def seed(admin: RawApi, namespace: str, config: dict[str, str]) -> None:
+    create(admin, configmap(namespace, "app-config", config))
+    create(admin, secret(namespace, "db", {"password": PASSWORD}))
+    create(admin, secret(namespace, "api-token", {"token": TOKEN}))
 
 
 def edit(admin: RawApi, namespace: str, kind: str, name: str, data: dict[str, str]) -> None:
@@ -119,10 +106,14 @@ def five_revisions(
 ) -> list[dict[str, str]]:
     """1 created; 2 config edited (+motd ~color); 3 new image, same config; 4 config and
     Secret edited (-size, ~password +user); 5 config edited again (~color)."""
-    create(admin, configmap(namespace, "app-config", {"color": "blue", "size": "m"}))
-    create(admin, secret(namespace, "db", {"password": PASSWORD}))
+    seed(admin, namespace, {"color": "blue", "size": "m"})
     target = f"{kind.lower()}/web"
     run = ("-n", namespace)
+
+    def restart() -> None:
+        time.sleep(1)  # kubectl's restartedAt has one-second steps: it refuses two in one
+        kubectl(kubeconfig, *run, "rollout", "restart", target)
+
     kubectl(
         kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(workload(kind, namespace))
     )
@@ -134,16 +125,16 @@ def five_revisions(
         "app-config",
         {"color": "green", "size": "m", "motd": "hi\nthere\n"},
     )
-    kubectl(kubeconfig, *run, "rollout", "restart", target)
+    restart()
     revision_pins(admin, namespace, kind, 2)
     kubectl(kubeconfig, *run, "set", "image", target, "web=registry.example/web:2")
     revision_pins(admin, namespace, kind, 3)
     edit(admin, namespace, "ConfigMap", "app-config", {"color": "green", "motd": "hi\nthere\n"})
     edit(admin, namespace, "Secret", "db", {"password": NEW_PASSWORD, "user": "app"})
-    kubectl(kubeconfig, *run, "rollout", "restart", target)
+    restart()
     revision_pins(admin, namespace, kind, 4)
     edit(admin, namespace, "ConfigMap", "app-config", {"color": "red", "motd": "hi\nthere\n"})
-    kubectl(kubeconfig, *run, "rollout", "restart", target)
+    restart()
     return revision_pins(admin, namespace, kind, 5)
 
 
@@ -166,16 +157,19 @@ def check_history_and_diff(
         {s["source"]: (s["status"], s["added"], s["removed"], s["changed"]) for s in r["sources"]}
         for r in document["revisions"]
     ]
-    unchanged = ("unchanged", [], [], [])
+    new, unchanged = ("new", [], [], []), ("unchanged", [], [], [])
+    token = {"secret/api-token": unchanged}  # never edited after revision 1
     assert changes == [
-        {"configmap/app-config": ("new", [], [], []), "secret/db": ("new", [], [], [])},
-        {"configmap/app-config": ("changed", ["motd"], [], ["color"]), "secret/db": unchanged},
-        {"configmap/app-config": unchanged, "secret/db": unchanged},
+        {"configmap/app-config": new, "secret/db": new, "secret/api-token": new},
+        {"configmap/app-config": ("changed", ["motd"], [], ["color"]), "secret/db": unchanged}
+        | token,
+        {"configmap/app-config": unchanged, "secret/db": unchanged} | token,
         {
             "configmap/app-config": ("changed", [], ["size"], []),
             "secret/db": ("changed", ["user"], [], ["password"]),
-        },
-        {"configmap/app-config": ("changed", [], [], ["color"]), "secret/db": unchanged},
+        }
+        | token,
+        {"configmap/app-config": ("changed", [], [], ["color"]), "secret/db": unchanged} | token,
     ]
     as_yaml = kubectl_configpin("history", target, *where, "-o", "yaml")
     assert as_yaml.returncode == 0 and yaml.safe_load(as_yaml.stdout) == document
@@ -246,8 +240,7 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
     admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces, other_context: tuple[str, str]
 ) -> None:
     ns = namespaces.make()
-    create(admin, configmap(ns, "app-config", {"color": "blue"}))
-    create(admin, secret(ns, "db", {"password": PASSWORD}))
+    seed(admin, ns, {"color": "blue"})
     manifest = workload("Deployment", ns)
     other = workload("Deployment", ns)
     other["metadata"]["name"] = "api"
@@ -286,14 +279,7 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
     assert after_dry_run is not None
     assert after_dry_run["spec"] == pinned["spec"]
 
-    done = kubectl_configpin("unpin", "deploy/web", *where)
-    assert done.returncode == 0, done.stderr
-    assert (
-        done.stdout == "deployment.apps/web unpinned: configmap/app-config, secret/db live again\n"
-    )
-    unpinned = get(admin, "apps/v1", "Deployment", ns, "web")
-    assert unpinned is not None
-    assert_live(unpinned["spec"]["template"])
+    check_unpinned(admin, ns, "web", kubectl_configpin("unpin", "deploy/web", *where))
 
     # The next apply of the same manifest pins nothing: the namespace is not opted in.
     kubectl(admin_kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(manifest))
@@ -312,22 +298,24 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
     assert_live(newest["spec"]["template"])
 
     # --all: every workload still pinned in the namespace, and only those.
-    every = configpin("unpin", "--all", *where)
-    assert every.returncode == 0, every.stderr
-    assert (
-        every.stdout == "deployment.apps/api unpinned: configmap/app-config, secret/db live again\n"
-    )
-    api = get(admin, "apps/v1", "Deployment", ns, "api")
-    assert api is not None
-    assert_live(api["spec"]["template"])
+    check_unpinned(admin, ns, "api", configpin("unpin", "--all", *where))
     again = configpin("unpin", "deploy/web", *where)
     assert again.returncode == 2 and "not a pinned workload" in again.stderr
 
 
+def check_unpinned(
+    admin: RawApi, namespace: str, name: str, result: subprocess.CompletedProcess[str]
+) -> None:
+    assert result.returncode == 0, result.stderr
+    sources = "configmap/app-config, secret/api-token, secret/db"
+    assert result.stdout == f"deployment.apps/{name} unpinned: {sources} live again\n"
+    written = get(admin, "apps/v1", "Deployment", namespace, name)
+    assert written is not None
+    assert_live(written["spec"]["template"])
+
+
 def assert_live(template: dict[str, Any]) -> None:
-    spec = template["spec"]
-    assert spec["volumes"][0]["configMap"]["name"] == "app-config"
-    assert spec["containers"][0]["envFrom"][0]["secretRef"]["name"] == "db"
+    assert set(references(template).values()) == {"app-config", "db", "api-token"}
     assert "configpin.io/pins" not in (template["metadata"].get("annotations") or {})
 
 
@@ -335,8 +323,7 @@ def test_errors_are_one_line_with_status_2(
     admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces, tmp_path: Path
 ) -> None:
     ns = namespaces.make(opted_in=False)
-    create(admin, configmap(ns, "app-config", {"color": "blue"}))
-    create(admin, secret(ns, "db", {"password": PASSWORD}))
+    seed(admin, ns, {"color": "blue"})
     kubectl(
         admin_kubeconfig,
         "apply",
