@@ -40,12 +40,24 @@ Target = tuple[WorkloadKind, str]
 API_TIMEOUT_SECONDS = 30.0
 
 
+def _cluster_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--kubeconfig", default=default, help="default: $KUBECONFIG, then ~/.kube/config"
+    )
+    parser.add_argument(
+        "--context", default=default, help="kubeconfig context (default: the current one)"
+    )
+    parser.add_argument(
+        "-n", "--namespace", default=default, help="default: the context's namespace"
+    )
+
+
 def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """The three subcommands, on `configpin`'s parser or the plugin's."""
     cluster = argparse.ArgumentParser(add_help=False)
-    cluster.add_argument("--kubeconfig", help="default: $KUBECONFIG, then ~/.kube/config")
-    cluster.add_argument("--context", help="kubeconfig context (default: the current one)")
-    cluster.add_argument("-n", "--namespace", help="default: the context's namespace")
+    # Suppressed defaults: a value given before the subcommand (the plugin's parser takes
+    # these flags too, as kubectl does) is not overwritten by the subcommand's default.
+    _cluster_flags(cluster, argparse.SUPPRESS)
 
     show = commands.add_parser(
         "history", parents=[cluster], help="revisions of a workload and the config each ran with"
@@ -75,6 +87,8 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 def run(args: argparse.Namespace) -> int:
     """Run a parsed `history`, `diff` or `unpin`; errors become one line and status 2."""
     try:
+        for flag in ("kubeconfig", "context", "namespace"):
+            args.__dict__.setdefault(flag, None)  # `configpin` has them after the subcommand only
         kinds = versioned_kinds(Workloads())
         target = parse_target(args.target, kinds) if args.target else None  # usage errors first
         if args.command == "unpin" and args.all == bool(target):
@@ -99,6 +113,7 @@ def plugin_main(argv: Sequence[str] | None = None) -> int:
         prog="kubectl configpin",
         description="Read the config each revision of a workload was pinned to, or unpin it.",
     )
+    _cluster_flags(parser, None)
     add_commands(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))
 

@@ -175,7 +175,8 @@ def check_history_and_diff(
     assert as_yaml.returncode == 0 and yaml.safe_load(as_yaml.stdout) == document
 
     # The table through the real kubectl: a header and one line per revision, no colour.
-    table = kubectl_configpin("history", target, *where)
+    # (flags before the subcommand too, as kubectl takes them)
+    table = kubectl_configpin("-n", namespace, "history", target, "--kubeconfig", admin_kubeconfig)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:3] == ["REVISION", "AGE", "LIVE"]
