@@ -15,15 +15,28 @@ tests that talk to Kubernetes talk to the real control plane.
 
 A created snapshot is stored like any other object, so a later `read` finds it and a
 second `create_snapshot` of the same content returns False (create-or-get).
+
+Where the pinning sequence relies on how kube-apiserver answers, the fake answers the same:
+- a Secret is stored and read back with `data` only (`stringData` is merged into `data`,
+  base64-encoded, as the API server does on write);
+- a name that is not a DNS subdomain is refused on create, as a 422 would be;
+- an object with `immutable: true` cannot have its content changed;
+- a name already held by something that is not the same snapshot is a conflict, not a reuse;
+- ReplicaSets and ControllerRevisions (`add` one, or list them in `from_json`'s objects)
+  are returned by `revision_templates` only when their labels match the selector and the
+  workload is their controller (`ownerReferences[].controller: true`), as ClusterSources
+  lists them.
 """
 
+import base64
 import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from app.admission.sources import SourceUnavailableError
+from app.domain.labels import is_object_name
 from app.domain.references import SourceKind
-from app.domain.snapshots import SOURCE_KIND, snapshot_digest, source_name_of
+from app.domain.snapshots import SOURCE_KIND, is_snapshot, snapshot_digest, source_name_of
 from app.domain.workloads import Rollbacks
 
 Action = Literal["read", "create"]
@@ -42,10 +55,13 @@ class MemorySources:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []
         self.reads: list[Key] = []
-        # (namespace, owner uid, pod template) of each ReplicaSet a Deployment controls,
-        # and of each ControllerRevision a StatefulSet or DaemonSet controls.
+        # Shorthand for a ReplicaSet a Deployment controls, and a ControllerRevision a
+        # StatefulSet or DaemonSet controls: (namespace, owner uid, pod template); labelled
+        # with the template's labels, as their controllers label them.
         self.replica_sets: list[tuple[str, str, dict[str, Any]]] = []
         self.controller_revisions: list[tuple[str, str, dict[str, Any]]] = []
+        self.revision_objects: list[dict[str, Any]] = []  # ReplicaSets, ControllerRevisions
+        self.revision_lookups: list[tuple[str, str, dict[str, str]]] = []  # each list call
         self._failures: set[tuple[Action, Key]] = set()
         for obj in objects:
             self.add(obj)
@@ -56,8 +72,21 @@ class MemorySources:
         return cls(data.get("namespaces"), data.get("objects", ()))
 
     def add(self, obj: Mapping[str, Any]) -> None:
-        """Store a ConfigMap or Secret (replacing one of the same namespace and name)."""
-        self.objects[_key(obj)] = copy.deepcopy(dict(obj))
+        """Store a ConfigMap, Secret, ReplicaSet or ControllerRevision (replacing one of the
+        same namespace and name, unless that one is immutable and its content would change)."""
+        if obj["kind"] in _REVISION_KINDS.values():
+            self.revision_objects.append(copy.deepcopy(dict(obj)))
+            return
+        stored = _as_stored(obj)
+        key = _key(stored)
+        if not is_object_name(key[2]):
+            raise ValueError(f"{key[2]!r} is not a valid object name")
+        existing = self.objects.get(key) or {}
+        if existing.get("immutable") is True and any(
+            existing.get(f) != stored.get(f) for f in _IMMUTABLE_FIELDS
+        ):
+            raise ValueError(f"{key[1]} {key[0]}/{key[2]} is immutable")
+        self.objects[key] = stored
 
     def fail_next(self, action: Action, kind: SourceKind, namespace: str, name: str) -> None:
         """Make the next `read` of this source, or the next `create_snapshot` of a snapshot
@@ -78,29 +107,45 @@ class MemorySources:
         key = _key(snapshot)
         namespace, kind, _ = key
         self._maybe_fail("create", (namespace, kind, source_name_of(snapshot) or ""))
+        if not is_object_name(key[2]):
+            raise SourceUnavailableError(
+                "create snapshot", kind, namespace, key[2], "the API answered 422 Invalid"
+            )
         existing = self.objects.get(key)
         if existing is not None:
-            if snapshot_digest(existing) == snapshot_digest(snapshot):
+            if is_snapshot(existing) and snapshot_digest(existing) == snapshot_digest(snapshot):
                 return False
             raise SourceUnavailableError(
                 "create snapshot", kind, namespace, key[2], "the name is taken by another object"
             )
-        self.objects[key] = copy.deepcopy(dict(snapshot))
+        self.objects[key] = _as_stored(snapshot)
         self.created.append(copy.deepcopy(dict(snapshot)))
         return True
 
     def revision_templates(
         self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
     ) -> list[Mapping[str, Any]]:
-        revisions = {
-            Rollbacks.NONE: [],
+        self.revision_lookups.append((namespace, owner_uid, dict(match_labels)))
+        if kind == Rollbacks.NONE:
+            return []
+        api_kind = _REVISION_KINDS[kind]
+        shorthand = {
             Rollbacks.REPLICA_SETS: self.replica_sets,
             Rollbacks.CONTROLLER_REVISIONS: self.controller_revisions,
         }[kind]
+        revisions = [
+            *(r for r in self.revision_objects if r["kind"] == api_kind),
+            *(_revision(api_kind, ns, uid, template) for ns, uid, template in shorthand),
+        ]
         return [
-            copy.deepcopy(template)
-            for ns, uid, template in revisions
-            if ns == namespace and uid == owner_uid
+            copy.deepcopy(_template_of(revision))
+            for revision in revisions
+            if revision["metadata"].get("namespace") == namespace
+            and _selected(revision["metadata"].get("labels") or {}, match_labels)
+            and any(
+                owner.get("uid") == owner_uid and owner.get("controller") is True
+                for owner in revision["metadata"].get("ownerReferences") or []
+            )
         ]
 
     def _maybe_fail(self, action: Action, key: Key) -> None:
@@ -109,6 +154,49 @@ class MemorySources:
             namespace, kind, name = key
             verb = "read" if action == "read" else "create snapshot of"
             raise SourceUnavailableError(verb, kind, namespace, name, "simulated API failure")
+
+
+_IMMUTABLE_FIELDS = ("data", "binaryData", "type", "immutable")
+_REVISION_KINDS = {
+    Rollbacks.REPLICA_SETS: "ReplicaSet",
+    Rollbacks.CONTROLLER_REVISIONS: "ControllerRevision",
+}
+
+
+def _revision(kind: str, namespace: str, owner_uid: str, template: Any) -> dict[str, Any]:
+    """A ReplicaSet or ControllerRevision as its controller makes it, from the shorthand."""
+    metadata = {
+        "namespace": namespace,
+        "labels": (template.get("metadata") or {}).get("labels") or {},
+        "ownerReferences": [{"uid": owner_uid, "controller": True}],
+    }
+    if kind == "ReplicaSet":
+        return {"kind": kind, "metadata": metadata, "spec": {"template": template}}
+    patch = {"spec": {"template": {**template, "$patch": "replace"}}}
+    return {"kind": kind, "metadata": metadata, "data": patch}
+
+
+def _template_of(revision: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod template, as ClusterSources reads it from a ReplicaSet or a ControllerRevision."""
+    if revision["kind"] == "ReplicaSet":
+        template: Mapping[str, Any] = revision["spec"]["template"]
+        return template
+    return {k: v for k, v in revision["data"]["spec"]["template"].items() if k != "$patch"}
+
+
+def _as_stored(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object as the API server stores and returns it: `stringData` merged into `data`."""
+    stored = copy.deepcopy(dict(obj))
+    string_data = stored.pop("stringData", None)
+    if string_data:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in string_data.items()}
+        stored["data"] = {**(stored.get("data") or {}), **encoded}
+    return stored
+
+
+def _selected(object_labels: Mapping[str, str], match_labels: Mapping[str, str]) -> bool:
+    """A `matchLabels` selector, as `?labelSelector=k=v,...` selects on the API server."""
+    return all(object_labels.get(k) == v for k, v in match_labels.items())
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

@@ -1,7 +1,8 @@
 """Sentinel test: no Secret value reaches a log record, a metric, a warning, a status
 message, an HTTP error or the output of a failed `configpin render`.
 
-A Secret holds sentinel values (base64 in `data`, plain in `stringData`) and the workloads
+A Secret holds sentinel values (base64 in `data`, as the API server returns every Secret;
+a manifest given to `render` also carries one plain in `stringData`) and the workloads
 carry one inline. Every channel an operator or an attacker could read is captured and
 searched for every form of every sentinel. The snapshot object itself legitimately holds
 the data, so neither it nor a successful render's stdout is searched.
@@ -28,7 +29,7 @@ from tests.fakes import MemorySources, config_map
 NS = "vault"
 SENTINEL = "Zq7-sentinel-Kx4pW9"  # the decoded value of a `data` entry
 SENTINEL_B64 = base64.b64encode(SENTINEL.encode()).decode()
-STRING_SENTINEL = "Rt2-stringdata-Mv8qL3"  # a stringData-style value, never encoded
+STRING_SENTINEL = "Rt2-stringdata-Mv8qL3"  # written as stringData, read back base64 in data
 INLINE_SENTINEL = "Hb5-inline-env-Yc1nD6"  # a literal env value in the workload itself
 FORMS = (
     SENTINEL,
@@ -50,8 +51,11 @@ def the_secret() -> dict[str, Any]:
         "kind": "Secret",
         "metadata": {"name": "db", "namespace": NS, "uid": "9f0c", "resourceVersion": "42"},
         "type": "Opaque",
-        "data": {"password": SENTINEL_B64},
-        "stringData": {"token": STRING_SENTINEL},
+        # The API server merges a written `stringData` into `data` and returns only `data`.
+        "data": {
+            "password": SENTINEL_B64,
+            "token": base64.b64encode(STRING_SENTINEL.encode()).decode(),
+        },
     }
 
 
@@ -170,7 +174,7 @@ def test_a_normal_pin(channels: Channels, kind: str) -> None:
     }
     channels.assert_nothing_leaked()
     # The snapshot carries the data, by design; the test's searches exclude it.
-    assert any(s.get("data") == {"password": SENTINEL_B64} for s in channels.sources.created)
+    assert any(s.get("data") == the_secret()["data"] for s in channels.sources.created)
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "Pod"])
