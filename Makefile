@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint unit test demo bench cluster-build cluster-down clean
+.PHONY: install lint unit test golden-committed demo bench cluster-build cluster-down clean
 
 $(BIN)/configpin: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ unit: install
 # Builds (or reuses) the control plane and helm, then runs everything.
 test: lint cluster-build
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory golden-committed
+
+# A test run compares the golden files and never rewrites them (CONFIGPIN_UPDATE_GOLDEN is
+# refused under CI): after the run they must still be exactly what is committed.
+golden-committed:
+	@if ! git diff --quiet HEAD -- tests/golden \
+	    || [ -n "$$(git ls-files --others --exclude-standard -- tests/golden)" ]; then \
+	  git status --short -- tests/golden; \
+	  echo "tests/golden differs from what is committed"; exit 1; fi
 
 demo: install cluster-build
 	PATH="$(abspath $(BIN)):$$PATH" scripts/demo

@@ -2,22 +2,28 @@
 
 A case folder holds:
 - `review.json`: the AdmissionReview the API server sends (input);
-- `sources.json` (optional): `{"namespaces": {name: labels}, "objects": [ConfigMaps, Secrets]}`
-  seeding the in-memory sources; without it the sources are empty;
+- `sources.json` (optional): `{"namespaces": {name: labels}, "objects": [ConfigMaps, Secrets,
+  ReplicaSets]}` seeding the in-memory sources; without it the sources are empty;
 - `expected-response.json`: the AdmissionReview answered, its `patch` shown decoded (a JSON
   array instead of base64) so that a reviewer can read it;
 - `patched.json`: `request.object` after applying the patch;
 - `snapshots.json`: the snapshots created, in order.
 
 The patched object is reviewed again (a reinvocation, or the controller's own write): it
-must need no patch. `CONFIGPIN_UPDATE_GOLDEN=1 pytest tests/test_golden.py` rewrites the
-expected files from the current code instead of comparing; read the diff before committing.
+must need no patch.
+
+`CONFIGPIN_UPDATE_GOLDEN=1 pytest tests/test_golden.py` rewrites the expected files that
+differ from what the current code answers; each case it rewrote is reported as skipped (it
+was not checked), the others were compared as usual. Read the diff before committing. It is
+refused when `CI` is set: there a rewrite would make every case pass by construction, and
+`make test` fails when tests/golden differs from what is committed.
 """
 
 import base64
 import copy
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +40,27 @@ from app.metrics import Metrics
 from app.web.app import create_app
 from tests.fakes import MemorySources
 
-GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parent.parent
+GOLDEN = ROOT / "tests" / "golden"
 KEY = b"golden-key-0123456789abcdef"
-UPDATE = os.environ.get("CONFIGPIN_UPDATE_GOLDEN") == "1"
+
+
+class GoldenUpdateRefusedError(RuntimeError):
+    pass
+
+
+def update_mode(environ: Mapping[str, str]) -> bool:
+    """Whether to rewrite the expected files instead of only comparing them."""
+    if environ.get("CONFIGPIN_UPDATE_GOLDEN") != "1":
+        return False
+    if environ.get("CI", "").strip().lower() not in ("", "0", "false"):
+        raise GoldenUpdateRefusedError(
+            "CONFIGPIN_UPDATE_GOLDEN is refused when CI is set: golden files are compared there"
+        )
+    return True
+
+
+UPDATE = update_mode(os.environ)
 CASES = sorted(path.name for path in GOLDEN.iterdir() if (path / "review.json").is_file())
 
 
@@ -48,13 +72,16 @@ def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
-def check_or_update(path: Path, actual: Any) -> None:
+def check_or_update(path: Path, actual: Any) -> bool:
+    """Compare `actual` with the expected file; in update mode rewrite a missing or
+    differing file instead, and say so (True)."""
+    if path.is_file() and load(path) == actual:
+        return False
     if UPDATE:
         path.write_text(dumps(actual), encoding="utf-8")
-        assert load(path) == actual  # passes only once written
-        return
+        return True
     assert path.is_file(), f"{path} is missing: run with CONFIGPIN_UPDATE_GOLDEN=1"
-    assert actual == load(path), f"{path} differs (CONFIGPIN_UPDATE_GOLDEN=1 refreshes it)"
+    raise AssertionError(f"{path} differs (CONFIGPIN_UPDATE_GOLDEN=1 refreshes it)")
 
 
 def post(client: TestClient, review: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +126,12 @@ def test_golden_review(case: str) -> None:
     readable, patch = decoded(post(client, review))
     patched = jsonpatch.apply_patch(review["request"]["object"], patch)
 
-    check_or_update(folder / "expected-response.json", readable)
-    check_or_update(folder / "patched.json", patched)
-    check_or_update(folder / "snapshots.json", sources.created)
+    expected = {
+        "expected-response.json": readable,
+        "patched.json": patched,
+        "snapshots.json": sources.created,
+    }
+    rewritten = [name for name, value in expected.items() if check_or_update(folder / name, value)]
 
     # Every pin names a snapshot that exists (created now or made earlier).
     kind = Workloads().find_object(patched)
@@ -115,3 +145,25 @@ def test_golden_review(case: str) -> None:
     again["request"]["object"] = patched
     _, second_patch = decoded(post(client, again))
     assert second_patch == [], "reviewing the patched object again must change nothing"
+    if rewritten:
+        where = folder.relative_to(ROOT)
+        pytest.skip(f"rewrote {', '.join(rewritten)}: not compared; review `git diff {where}`")
+
+
+@pytest.mark.parametrize(
+    ("environ", "update"),
+    [
+        ({}, False),
+        ({"CONFIGPIN_UPDATE_GOLDEN": "1"}, True),
+        ({"CONFIGPIN_UPDATE_GOLDEN": "1", "CI": "false"}, True),
+        ({"CONFIGPIN_UPDATE_GOLDEN": "0", "CI": "true"}, False),
+    ],
+)
+def test_update_mode(environ: dict[str, str], update: bool) -> None:
+    assert update_mode(environ) is update
+
+
+@pytest.mark.parametrize("ci", ["true", "1", "yes"])
+def test_update_mode_is_refused_under_ci(ci: str) -> None:
+    with pytest.raises(GoldenUpdateRefusedError):
+        update_mode({"CONFIGPIN_UPDATE_GOLDEN": "1", "CI": ci})
