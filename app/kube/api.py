@@ -46,6 +46,9 @@ def connect(kubeconfig: str | None) -> client.ApiClient:
         )
     else:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    # One attempt per call, so that the caller's timeout bounds it: urllib3 would otherwise
+    # try a GET that gets no answer four times, past the webhook's own deadline.
+    configuration.retries = False
     return client.ApiClient(configuration)
 
 
@@ -137,6 +140,8 @@ class RawApi:
         try:
             response = self._client.call_api(*params, _request_timeout=self._timeout)
             data = response.read()  # type: ignore[no-untyped-call]
+        except urllib3.exceptions.NewConnectionError:  # a TimeoutError subclass, not a timeout
+            raise ApiUnreachableError("connection failed (NewConnectionError)") from None
         except urllib3.exceptions.TimeoutError:
             raise ApiUnreachableError(f"no answer within {self._timeout:g}s") from None
         except urllib3.exceptions.HTTPError as error:
