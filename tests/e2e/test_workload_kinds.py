@@ -271,7 +271,7 @@ def test_cronjob_runs_made_after_an_edit_see_it_while_a_running_job_keeps_its_sn
     run_2 = stored(admin, "Job", ns, "run-2")
     assert_pinned(admin, ns, run_2["spec"]["template"], "green")
 
-    # run-1 is still running (its Pods are Pending here) and keeps its snapshot.
+    # run-1, made before the edit, keeps its snapshot in its template and its Pods.
     assert stored(admin, "Job", ns, "run-1")["spec"]["template"] == run_1["spec"]["template"]
     for pod in pods(admin, ns, "job-name=run-1", 2):
         assert refs(pod) == refs(run_1["spec"]["template"])
