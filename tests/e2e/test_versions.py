@@ -29,7 +29,11 @@ SENTINELS = [
     for text in (PASSWORD, NEW_PASSWORD, TOKEN)
     for value in (text, base64.b64encode(text.encode()).decode())
 ]
-REVISIONS = {"Deployment": "ReplicaSet", "StatefulSet": "ControllerRevision"}
+REVISIONS = {
+    "Deployment": "ReplicaSet",
+    "StatefulSet": "ControllerRevision",
+    "DaemonSet": "ControllerRevision",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +65,8 @@ def workload(kind: str, namespace: str) -> dict[str, Any]:
     obj["kind"] = kind
     if kind == "StatefulSet":
         obj["spec"]["serviceName"] = "web"
+    if kind == "DaemonSet":
+        del obj["spec"]["replicas"]
     return obj
 
 
@@ -81,23 +87,33 @@ def edit(admin: RawApi, namespace: str, kind: str, name: str, data: dict[str, st
     update(admin, obj)
 
 
-def revision_pins(admin: RawApi, namespace: str, kind: str, count: int) -> list[dict[str, str]]:
-    """The pins of each revision the controller made, oldest first, once there are `count`."""
+def revision_templates(
+    admin: RawApi, namespace: str, kind: str, owner: str = "web"
+) -> list[dict[str, Any]]:
+    """The templates of the revisions the controller made for `owner`, oldest first."""
     revision_kind = REVISIONS[kind]
-
-    def settled() -> list[dict[str, Any]] | None:
-        found = items(admin, "apps/v1", revision_kind, namespace, "app=web")
-        return found if len(found) == count else None
-
-    found = eventually(settled, what=f"{count} {revision_kind}s")
+    found = [
+        obj
+        for obj in items(admin, "apps/v1", revision_kind, namespace, "app=web")
+        if obj["metadata"]["ownerReferences"][0]["name"] == owner
+    ]
     if revision_kind == "ReplicaSet":
         found.sort(
             key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
         )
-        templates = [rs["spec"]["template"] for rs in found]
-    else:
-        found.sort(key=lambda cr: int(cr["revision"]))
-        templates = [cr["data"]["spec"]["template"] for cr in found]
+        return [rs["spec"]["template"] for rs in found]
+    found.sort(key=lambda cr: int(cr["revision"]))
+    return [cr["data"]["spec"]["template"] for cr in found]
+
+
+def revision_pins(admin: RawApi, namespace: str, kind: str, count: int) -> list[dict[str, str]]:
+    """The pins of each revision, oldest first, once there are `count`."""
+
+    def settled() -> list[dict[str, Any]] | None:
+        found = revision_templates(admin, namespace, kind)
+        return found if len(found) == count else None
+
+    templates = eventually(settled, what=f"{count} {REVISIONS[kind]}s")
     return [json.loads(t["metadata"]["annotations"]["configpin.io/pins"]) for t in templates]
 
 
@@ -204,15 +220,7 @@ def check_history_and_diff(
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        "Deployment",
-        pytest.param(
-            "StatefulSet",
-            marks=pytest.mark.skip(
-                reason="StatefulSet templates are not pinned on this branch yet"
-            ),
-        ),
-    ],
+    ["Deployment", "StatefulSet", "DaemonSet"],
 )
 def test_history_and_diff_through_five_revisions(
     admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces, kind: str
@@ -237,23 +245,28 @@ def other_context(admin_kubeconfig: str, tmp_path: Path) -> Iterator[tuple[str, 
     yield str(path), admin_context
 
 
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
 def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
-    admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces, other_context: tuple[str, str]
+    admin: RawApi,
+    admin_kubeconfig: str,
+    namespaces: Namespaces,
+    other_context: tuple[str, str],
+    kind: str,
 ) -> None:
     ns = namespaces.make()
     seed(admin, ns, {"color": "blue"})
-    manifest = workload("Deployment", ns)
-    other = workload("Deployment", ns)
+    manifest = workload(kind, ns)
+    other = workload(kind, ns)
     other["metadata"]["name"] = "api"
     for obj in (manifest, other):
         kubectl(admin_kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(obj))
-    pinned = get(admin, "apps/v1", "Deployment", ns, "web")
+    pinned = get(admin, "apps/v1", kind, ns, "web")
     assert pinned is not None
     assert pinned["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] != "app-config"
-    where = ("-n", ns, "--kubeconfig", admin_kubeconfig)
+    target, where = f"{kind.lower()}/web", ("-n", ns, "--kubeconfig", admin_kubeconfig)
 
     # Still opted in: the webhook would keep the pins, so unpin refuses and says why.
-    refused = configpin("unpin", "deploy/web", *where)
+    refused = configpin("unpin", target, *where)
     assert refused.returncode == 2 and "still opted in" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     kubectl(admin_kubeconfig, "label", "namespace", ns, "configpin.io/inject-")
@@ -262,7 +275,7 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
     kubeconfig, admin_context = other_context
     dry = kubectl_configpin(
         "unpin",
-        "deploy/web",
+        target,
         "-n",
         ns,
         "--kubeconfig",
@@ -276,41 +289,35 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
         "-        name: app-config-" in dry.stdout and "+        name: app-config\n" in dry.stdout
     )
     assert "-      configpin.io/pins:" in dry.stdout
-    after_dry_run = get(admin, "apps/v1", "Deployment", ns, "web")
+    after_dry_run = get(admin, "apps/v1", kind, ns, "web")
     assert after_dry_run is not None
     assert after_dry_run["spec"] == pinned["spec"]
 
-    check_unpinned(admin, ns, "web", kubectl_configpin("unpin", "deploy/web", *where))
+    check_unpinned(admin, ns, kind, "web", kubectl_configpin("unpin", target, *where))
 
     # The next apply of the same manifest pins nothing: the namespace is not opted in.
     kubectl(admin_kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(manifest))
-    reapplied = get(admin, "apps/v1", "Deployment", ns, "web")
+    reapplied = get(admin, "apps/v1", kind, ns, "web")
     assert reapplied is not None
     assert_live(reapplied["spec"]["template"])
-    time.sleep(2)
-    newest = max(
-        (
-            rs
-            for rs in items(admin, "apps/v1", "ReplicaSet", ns, "app=web")
-            if rs["metadata"]["ownerReferences"][0]["name"] == "web"
-        ),
-        key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]),
-    )
-    assert_live(newest["spec"]["template"])
+    time.sleep(2)  # time for the controller to make a revision the apply must not cause
+    newest = eventually(lambda: revision_templates(admin, ns, kind)[1:], what="a new revision")
+    assert len(newest) == 1  # the unpin's, on the live sources; the apply made none
+    assert_live(newest[0])
 
     # --all: every workload still pinned in the namespace, and only those.
-    check_unpinned(admin, ns, "api", configpin("unpin", "--all", *where))
-    again = configpin("unpin", "deploy/web", *where)
+    check_unpinned(admin, ns, kind, "api", configpin("unpin", "--all", *where))
+    again = configpin("unpin", target, *where)
     assert again.returncode == 2 and "not a pinned workload" in again.stderr
 
 
 def check_unpinned(
-    admin: RawApi, namespace: str, name: str, result: subprocess.CompletedProcess[str]
+    admin: RawApi, namespace: str, kind: str, name: str, result: subprocess.CompletedProcess[str]
 ) -> None:
     assert result.returncode == 0, result.stderr
     sources = "configmap/app-config, secret/api-token, secret/db"
-    assert result.stdout == f"deployment.apps/{name} unpinned: {sources} live again\n"
-    written = get(admin, "apps/v1", "Deployment", namespace, name)
+    assert result.stdout == f"{kind.lower()}.apps/{name} unpinned: {sources} live again\n"
+    written = get(admin, "apps/v1", kind, namespace, name)
     assert written is not None
     assert_live(written["spec"]["template"])
 
