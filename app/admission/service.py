@@ -83,19 +83,21 @@ class Admission:
             outcome = _internal_error(kind, self._policy)
         if outcome.event and self._events is not None and not request.dry_run:
             self._events.warn(pin_request.namespace, request.object, "PinningFailed", outcome.event)
-        self._record(kind.kind, outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._record(kind.kind, outcome, seconds)
         # Reviews that change nothing (every Pod of a pinned ReplicaSet) are the bulk: one
         # line each at INFO would drown the ones that pinned, warned or denied.
         quiet = outcome.allowed and not outcome.patch and outcome.result in QUIET_RESULTS
         log.log(
             logging.DEBUG if quiet else logging.INFO,
-            "%s %s %s/%s: %s, %d patch operations%s",
+            "%s %s %s/%s: %s, %d patch operations in %.1f ms%s",
             request.operation,
             kind.kind,
             pin_request.namespace,
             request.name or (request.object.get("metadata") or {}).get("generateName", ""),
             outcome.result,
             len(outcome.patch),
+            seconds * 1000,
             " (dry run)" if request.dry_run else "",
         )
         for warning in outcome.warnings:
