@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint unit test golden-committed demo bench cluster-build cluster-down clean
+.PHONY: install lint unit test golden-committed demo bench bench-review cluster-build cluster-down clean
 
 $(BIN)/configpin: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ cluster-down:
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-# Review-path cost against decoding + encoding the review itself, measured in the same run.
-bench: install
+# Admission cost against baselines measured in the same run (handler under wrk over TLS, Pod
+# and Deployment creates through the dev cluster, memory under steady load): one table, and
+# the same figures in benchmarks/results.json. About 10 minutes; BENCH_ARGS="--soak-seconds 60".
+bench: install cluster-build
+	@command -v wrk >/dev/null || { echo "make bench needs wrk, the HTTP load generator:" \
+		"apt-get install -y wrk (Debian/Ubuntu)"; exit 1; }
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# The review path alone (no HTTP, no network) against decoding + encoding the review.
+bench-review: install
 	$(BIN)/python benchmarks/admission.py
