@@ -52,6 +52,7 @@ from devkit.kubeobjects import (
     items,
     secret,
     sources_deployment,
+    unmanaged_owner,
 )
 from devkit.localwebhook import Webhook, free_port, webhook_identity
 
@@ -200,18 +201,6 @@ class Cluster:
             what="the pinned Deployment's Pod",
         )
         return pods[0]
-
-    def load_owner(self) -> dict[str, Any]:
-        """An owner for the load's Pods that no controller manages: a ReplicaSet would
-        delete or release Pods it did not make, mid-run."""
-        owner = create(self.admin, configmap(self.namespace, "load-owner", {}))
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "name": "load-owner",
-            "uid": owner["metadata"]["uid"],
-            "controller": True,
-        }
 
     def delete_pods(self, selector: str) -> None:
         self.admin.request(
@@ -445,7 +434,12 @@ def run(args: argparse.Namespace, kubeconfig: str, workdir: Path) -> dict[str, A
             figures["profile_c50_top"] = top_frames(sorted(profile_dir.glob("configpin-c50-*.txt")))
 
         figures["pods"] = pod_figures(
-            cluster, webhook, admin, config, load_pod(stored, cluster.load_owner()), args
+            cluster,
+            webhook,
+            admin,
+            config,
+            load_pod(stored, unmanaged_owner(admin, cluster.namespace, "load-owner")),
+            args,
         )
         figures["deployment"] = deployment_figures(cluster, webhook, admin, config, args)
         figures["memory"] = soak(webhook, body_file, pid, args.soak_seconds)

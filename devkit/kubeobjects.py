@@ -165,3 +165,17 @@ def sources_deployment(
     template["containers"][0]["envFrom"] = env_from
     template.pop("volumes")
     return deployment
+
+
+def unmanaged_owner(api: RawApi, namespace: str, name: str) -> dict[str, Any]:
+    """A controlling ownerReference to a new ConfigMap: an owner that exists (the garbage
+    collector deletes a Pod whose owner does not) and that no controller acts on (a
+    ReplicaSet would delete or release Pods it did not make)."""
+    owner = create(api, configmap(namespace, name, {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": name,
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+    }
