@@ -1,5 +1,5 @@
-"""configpin's command line: serve, render, certs; history, diff and unpin (also installed as
-the kubectl plugin `kubectl configpin`)."""
+"""configpin's command line: serve, controller, release, render, certs; history, diff and
+unpin (also installed as the kubectl plugin `kubectl configpin`)."""
 
 import argparse
 import datetime
@@ -33,6 +33,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
     serve.add_argument("--key-file", type=Path, help="HMAC key file (CONFIGPIN_HMAC_KEY_FILE)")
 
+    controller = commands.add_parser(
+        "controller", help="own, sweep and release snapshots (one leader among replicas)"
+    )
+    controller.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
+    controller.add_argument("--metrics-port", type=int, help="CONFIGPIN_METRICS_PORT (0: none)")
+
+    release = commands.add_parser(
+        "release", help="remove configpin's in-use finalizer from snapshots (uninstall)"
+    )
+    release.add_argument("--all", action="store_true", required=True, help="every snapshot")
+    release.add_argument("--kubeconfig", type=Path, help="default: in-cluster service account")
+    release.add_argument(
+        "--webhook-configuration",
+        help="delete this MutatingWebhookConfiguration first, so no new snapshot is made",
+    )
+
     render = commands.add_parser(
         "render", help="pin every workload kind of the table in manifest files"
     )
@@ -49,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return versions_cli.run(args)
     if args.command == "serve":
         return _serve(args, _settings())
+    if args.command == "controller":
+        return _controller(args, _settings())
+    if args.command == "release":
+        return _release(args, _settings())
     if args.command == "render":
         return _render(args, _settings())
     return _certs(args)
@@ -127,9 +147,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.web.app import create_app
     from app.web.serve import serve
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _log_to_stderr(settings)
     kubeconfig = args.kubeconfig or settings.kubeconfig
     metrics = Metrics()
     api = RawApi(
@@ -168,6 +186,100 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.tls_reload_seconds,
     )
     return 0
+
+
+def _controller(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the lifecycle controller while this replica holds the Lease; exit when it is
+    lost (the Deployment restarts the process, which then follows)."""
+    import datetime as dt
+    import signal
+    import socket
+
+    from prometheus_client import start_http_server
+
+    from app.controller.lifecycle import LifecycleController, Timing
+    from app.kube.api import connect
+    from app.kube.events import ClusterEvents
+    from app.kube.leader import LeaseTimes, lead
+    from app.metrics import ControllerMetrics
+
+    _log_to_stderr(settings)
+    if not settings.namespace:
+        raise SystemExit("configpin: the controller needs CONFIGPIN_NAMESPACE (its Lease's)")
+    kubeconfig = args.kubeconfig or settings.kubeconfig
+    api_client = connect(str(kubeconfig) if kubeconfig else None)
+    api = RawApi(api_client, settings.api_timeout_seconds)
+    metrics = ControllerMetrics()
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    if port:
+        start_http_server(port, registry=metrics.registry)
+    controller = LifecycleController(
+        api,
+        ClusterEvents(api),
+        metrics,
+        Timing(
+            resync_seconds=settings.controller_resync_seconds,
+            sweep_grace=dt.timedelta(seconds=settings.sweep_grace_seconds),
+            release_settle=dt.timedelta(seconds=settings.release_settle_seconds),
+        ),
+        own_namespace=settings.namespace,
+    )
+    stop = threading.Event()
+    signalled = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signalled.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def work(stop: threading.Event) -> None:
+        metrics.leader.set(1)
+        controller.run(stop)
+
+    times = LeaseTimes(
+        duration=settings.lease_duration_seconds,
+        renew_deadline=settings.lease_renew_deadline_seconds,
+        retry_period=settings.lease_retry_seconds,
+    )
+    identity = settings.pod_name or socket.gethostname()
+    threading.Thread(
+        target=lead,
+        args=(api_client, settings.namespace, settings.lease_name, identity, times, work, stop),
+        name="leader-election",
+        daemon=True,
+    ).start()
+    while not stop.wait(1):
+        pass
+    return 0 if signalled.is_set() else 1
+
+
+def _release(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove configpin's finalizer from every snapshot (the chart's pre-delete hook)."""
+    from app.kube.api import connect
+    from app.kube.snapshots import release_all
+
+    _log_to_stderr(settings)
+    kubeconfig = args.kubeconfig or settings.kubeconfig
+    api = RawApi(connect(str(kubeconfig) if kubeconfig else None), settings.api_timeout_seconds)
+    if args.webhook_configuration:
+        name = args.webhook_configuration
+        path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
+        try:
+            api.request("DELETE", path)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+    released = release_all(api)
+    print(f"configpin: released {released} snapshot(s)")
+    return 0
+
+
+def _log_to_stderr(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 def _serving_files(args: argparse.Namespace, settings: Settings, api: RawApi) -> tuple[Path, Path]:

@@ -1,6 +1,6 @@
 """Prometheus metrics. Labels carry kinds and outcomes only, never object content."""
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -66,5 +66,54 @@ class Metrics:
             "configpin_kube_requests",
             "Requests sent to the Kubernetes API, by verb and resource (answered or not).",
             ["verb", "resource"],
+            registry=self.registry,
+        )
+
+
+class ControllerMetrics:
+    """The lifecycle controller's: ownership, sweeping, in-use protection."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.owned = Counter(
+            "configpin_snapshots_owned",
+            "Snapshots given ownerReferences to what runs with them.",
+            registry=self.registry,
+        )
+        self.swept = Counter(
+            "configpin_snapshots_swept",
+            "Orphan snapshots deleted after the grace period.",
+            registry=self.registry,
+        )
+        self.orphans = Gauge(
+            "configpin_snapshot_orphans",
+            "Snapshots owned and used by nothing, seen in the last pass (swept once old enough).",
+            registry=self.registry,
+        )
+        self.held = Gauge(
+            "configpin_snapshots_held",
+            "Snapshots being deleted that something still uses, in the last pass.",
+            registry=self.registry,
+        )
+        self.releases = Counter(
+            "configpin_snapshot_releases",
+            "In-use finalizers removed from snapshots nothing uses any more.",
+            registry=self.registry,
+        )
+        self.held_seconds = Histogram(
+            "configpin_snapshot_held_seconds",
+            "Time from a snapshot's deletion being asked for to its release.",
+            buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 21600, 86400, 604800),
+            registry=self.registry,
+        )
+        self.passes = Counter(
+            "configpin_controller_passes",
+            "Controller passes, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "configpin_controller_leader",
+            "1 while this replica holds the Lease.",
             registry=self.registry,
         )

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     # How often the served files are checked for a new certificate (any TLS mode).
     tls_reload_seconds: float = Field(default=30, gt=0)
 
+    # The lifecycle controller (`configpin controller`).
+    controller_resync_seconds: float = Field(default=30, gt=0)
+    sweep_grace_seconds: float = Field(default=600, ge=0)  # an orphan is swept once this old
+    release_settle_seconds: float = Field(default=30, ge=0)
+    lease_name: str = "configpin-controller"
+    lease_duration_seconds: int = Field(default=15, ge=2)
+    lease_renew_deadline_seconds: int = Field(default=10, ge=2)
+    lease_retry_seconds: int = Field(default=2, ge=1)
+    pod_name: str | None = None  # the Lease holder's identity (default: the host name)
+    metrics_port: int = Field(default=9090, ge=0, le=65535)  # 0: no metrics endpoint
+
     @field_validator("custom_kinds")
     @classmethod
     def _one_row_per_kind(cls, kinds: list[CustomKind]) -> list[CustomKind]:

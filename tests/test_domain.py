@@ -112,6 +112,8 @@ class TestSnapshots:
                 labels.SOURCE_UID: "u-1",
                 labels.SOURCE_RESOURCE_VERSION: "42",
             },
+            # Released by the lifecycle controller once nothing may run with it.
+            "finalizers": ["configpin.io/in-use"],
         }
         assert snapshot["data"] == source["data"] and snapshot["binaryData"] == {"b": "AA=="}
         assert snapshot["immutable"] is True

@@ -15,6 +15,8 @@ SOURCE = "configpin.io/source"
 SOURCE_NAME = "configpin.io/source-name"
 SOURCE_UID = "configpin.io/source-uid"
 SOURCE_RESOURCE_VERSION = "configpin.io/source-resource-version"
+# Finalizer on every snapshot: released once nothing may run with it (app/domain/lifecycle.py).
+IN_USE_FINALIZER = "configpin.io/in-use"
 
 NEVER_TOUCHED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 

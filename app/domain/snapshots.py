@@ -34,7 +34,11 @@ def build_snapshot(key: bytes, kind: SourceKind, source: Mapping[str, Any]) -> d
     metadata: dict[str, Any] = {"name": snapshot_name(source_name, digest)}
     if meta.get("namespace"):
         metadata["namespace"] = meta["namespace"]
-    metadata |= {"labels": snapshot_labels, "annotations": annotations}
+    metadata |= {
+        "labels": snapshot_labels,
+        "annotations": annotations,
+        "finalizers": [labels.IN_USE_FINALIZER],
+    }
     snapshot: dict[str, Any] = {"apiVersion": "v1", "kind": API_KIND[kind], "metadata": metadata}
     if kind == "secret" and source.get("type"):
         snapshot["type"] = source["type"]

@@ -127,9 +127,10 @@ class RawApi:
         path: str,
         body: JsonBody | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """The answer and its headers (admission warnings arrive as `Warning` headers)."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         if self._metrics is not None:

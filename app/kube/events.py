@@ -1,4 +1,4 @@
-"""Warning Events about the objects configpin could not pin."""
+"""Events about the objects configpin could not pin, and about snapshots' lifecycle."""
 
 import datetime
 import logging
@@ -15,6 +15,11 @@ class ClusterEvents:
         self._api = api
 
     def warn(self, namespace: str, obj: Mapping[str, Any], reason: str, message: str) -> None:
+        self.record(namespace, obj, reason, message, "Warning")
+
+    def record(
+        self, namespace: str, obj: Mapping[str, Any], reason: str, message: str, event_type: str
+    ) -> None:
         metadata = obj.get("metadata") or {}
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
@@ -30,7 +35,7 @@ class ClusterEvents:
             },
             "reason": reason,
             "message": message,
-            "type": "Warning",
+            "type": event_type,
             "source": {"component": "configpin"},
             "firstTimestamp": now,
             "lastTimestamp": now,

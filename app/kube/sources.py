@@ -69,6 +69,12 @@ class ClusterSources:
         if created or (
             is_snapshot(existing) and snapshot_digest(existing) == snapshot_digest(snapshot)
         ):
+            if not created and (existing.get("metadata") or {}).get("deletionTimestamp"):
+                # Its finalizer may be released the moment this admission's object is not
+                # stored yet: pinning to it would pin to something about to vanish.
+                raise SourceUnavailableError(
+                    "use snapshot", kind, namespace, name, "the snapshot is being deleted"
+                )
             return bool(created)
         raise SourceUnavailableError(
             "create snapshot", kind, namespace, name, "the name is taken by another object"

@@ -1,0 +1,1 @@
+"""The controllers beside the admission path: snapshot ownership, sweeping, release."""
