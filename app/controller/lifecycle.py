@@ -194,6 +194,7 @@ class LifecycleController:
             if meta.get("deletionTimestamp"):
                 self._being_deleted(snapshot, its_holders, key[0] in terminating, now, report)
                 continue
+            # Not deleted: give it the owners it lacks; sweep it if it has and needs none.
             owners = missing_owner_references(snapshot, its_holders)
             if owners and add_owner_references(self._api, snapshot, owners):
                 report.owned += 1
@@ -208,6 +209,8 @@ class LifecycleController:
                 log.info("swept %s", _describe(key))
                 self._metrics.swept.inc()
                 self._tell_swept(snapshot, snapshots, holders)
+        seen = {s["metadata"]["uid"] for s in snapshots}
+        self._warned = {uid: at for uid, at in self._warned.items() if uid in seen}
         self._metrics.orphans.set(report.orphans)
         self._metrics.held.set(report.held)
         return report

@@ -58,7 +58,7 @@ def test_controller_rbac_is_what_it_uses(render: Callable[[str], list[Doc]]) -> 
     docs = render("default")
     granted = rules(docs, "ClusterRole", CONTROLLER)
     for resource in ("configmaps", "secrets"):
-        assert {v for g, r, v, _ in granted if r == resource} == {"list", "patch", "delete"}
+        assert {v for g, r, v, _ in granted if r == resource} == {"list", "get", "patch", "delete"}
     reads = {r for g, r, v, _ in granted if v == "list"} - {"configmaps", "secrets"}
     assert reads == {
         "pods",
@@ -75,9 +75,7 @@ def test_controller_rbac_is_what_it_uses(render: Callable[[str], list[Doc]]) -> 
     assert {(r, v) for g, r, v, _ in granted if r not in reads | {"configmaps", "secrets"}} == {
         ("events", "create")
     }
-    assert not any(
-        v in ("get", "watch", "update", "create") and r != "events" for _, r, v, _ in granted
-    )
+    assert not any(v in ("watch", "update", "create") and r != "events" for _, r, v, _ in granted)
     assert rules(docs, "Role", CONTROLLER) == {
         ("coordination.k8s.io", "leases", "create", ""),
         ("coordination.k8s.io", "leases", "get", CONTROLLER),

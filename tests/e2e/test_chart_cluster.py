@@ -162,6 +162,9 @@ def installed(
         f"webhook.url={server.url}",
         "--set",
         f"webhook.caBundle={server.ca_bundle}",
+        # No node runs the uninstall hook's Job here; test_lifecycle.py runs it.
+        "--set",
+        "controller.releaseOnUninstall=false",
         "--wait=false",
         kubeconfig=admin_kubeconfig,
     )
