@@ -122,6 +122,7 @@ class HookRunner:
         self.job = job
         self.result: subprocess.CompletedProcess[str] | None = None
         self.error: BaseException | None = None
+        self._path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{job}"
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self, workdir: Path) -> None:
@@ -136,7 +137,7 @@ class HookRunner:
     def _run(self) -> None:
         try:
             found = eventually(
-                lambda: get(self.admin, "batch/v1", "Job", self.namespace, self.job),
+                lambda: self.admin.get(self._path),
                 timeout=120,
                 what=f"the hook Job {self.job}",
             )
@@ -171,6 +172,9 @@ class HookRunner:
             {"type": final, "status": "True"},
         ]
         status: dict[str, Any] = {
+            "active": 0,  # a job controller may have counted the Pod no node will run
+            "ready": 0,
+            "terminating": 0,
             "startTime": now,
             "conditions": [
                 {**c, "lastProbeTime": now, "lastTransitionTime": now} for c in conditions
@@ -181,7 +185,7 @@ class HookRunner:
             status["completionTime"] = now
         self.admin.request(
             "PATCH",
-            f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{self.job}/status",
+            f"{self._path}/status",
             {"status": status},
             "application/merge-patch+json",
         )

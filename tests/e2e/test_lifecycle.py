@@ -77,6 +77,13 @@ def ns(namespaces: Namespaces, controllers: Controllers) -> str:
     return namespaces.make()
 
 
+@pytest.fixture
+def running_pods(admin: RawApi) -> None:
+    """Rollouts complete (and prune history) only where Pods become Ready."""
+    if not admin.request("GET", "/api/v1/nodes").get("items"):
+        pytest.skip("no Node in the dev cluster: Pods never run, rollouts never complete")
+
+
 def snapshots(admin: RawApi, namespace: str) -> dict[str, dict[str, Any]]:
     return {s["metadata"]["name"]: s for s in items(admin, "v1", "ConfigMap", namespace, MANAGED)}
 
@@ -212,6 +219,7 @@ def orphan_of_refused(refusal: RefusalPolicy, admin: RawApi, source: str) -> str
 # ------------------------------------------------------------------ ownership
 
 
+@pytest.mark.usefixtures("running_pods")
 def test_history_limit_decides_which_snapshots_remain_and_deleting_removes_them(
     admin: RawApi, admin_kubeconfig: str, ns: str
 ) -> None:
@@ -339,6 +347,7 @@ def test_referenced_snapshots_are_never_swept_under_concurrent_creates(
 # ------------------------------------------------------------------ in-use protection
 
 
+@pytest.mark.usefixtures("running_pods")
 def test_a_deleted_snapshot_in_use_stays_until_its_replicaset_is_pruned(
     admin: RawApi, admin_kubeconfig: str, ns: str
 ) -> None:
