@@ -64,3 +64,8 @@ def test_only_app_kube_imports_the_kubernetes_client() -> None:
 def test_only_app_web_imports_the_web_framework() -> None:
     for package in ("domain", "admission", "kube"):
         assert offenders(package, ("fastapi", "uvicorn", "starlette")) == [], package
+
+
+def test_the_controller_shares_only_domain_and_kube_with_the_webhook() -> None:
+    forbidden = ("kubernetes", "urllib3", "fastapi", "uvicorn", "app.admission", "app.web")
+    assert offenders("controller", forbidden) == []
