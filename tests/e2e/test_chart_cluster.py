@@ -48,6 +48,7 @@ PLURALS.update(
         "Issuer": "issuers",
         "Certificate": "certificates",
         "ServiceMonitor": "servicemonitors",
+        "Job": "jobs",
     }
 )
 
