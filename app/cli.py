@@ -223,6 +223,7 @@ def _controller(args: argparse.Namespace, settings: Settings) -> int:
             release_settle=dt.timedelta(seconds=settings.release_settle_seconds),
         ),
         own_namespace=settings.namespace,
+        workloads=settings.workloads(),
     )
     stop = threading.Event()
     signalled = threading.Event()

@@ -154,3 +154,15 @@ class TestRelease:
 
 def test_snapshot_key() -> None:
     assert snapshot_key(snapshot()) == ("shop", "configmap", snapshot()["metadata"]["name"])
+
+
+def test_every_kind_of_the_table_and_the_revisions_are_listed_for_holders() -> None:
+    from app.controller.lifecycle import holder_collections
+    from app.domain.workloads import WorkloadKind, Workloads
+
+    custom = WorkloadKind("example.com", "v1", "Thing", "things", "/spec/template", ("CREATE",))
+    listed = {kind: path for _, kind, path in holder_collections(Workloads([custom]))}
+    assert listed["Thing"] == "/apis/example.com/v1/things"
+    assert listed["Pod"] == "/api/v1/pods"
+    assert {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"} <= set(listed)
+    assert listed["ControllerRevision"] == "/apis/apps/v1/controllerrevisions"

@@ -43,6 +43,7 @@ from app.domain.lifecycle import (
     referenced_names,
     snapshot_key,
 )
+from app.domain.workloads import Workloads
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.kube.events import ClusterEvents
 from app.kube.snapshots import (
@@ -58,19 +59,28 @@ log = logging.getLogger("configpin.controller")
 
 SNAPSHOT_COLLECTIONS = (("ConfigMap", "/api/v1/configmaps"), ("Secret", "/api/v1/secrets"))
 
-# Everything that may run with a snapshot. Kinds whose API is not served (Argo Rollouts
-# without its CRDs) are skipped; any other failure to list ends the pass before it acts.
-HOLDER_COLLECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("v1", "Pod", "/api/v1/pods"),
-    ("apps/v1", "ReplicaSet", "/apis/apps/v1/replicasets"),
-    ("apps/v1", "Deployment", "/apis/apps/v1/deployments"),
-    ("apps/v1", "StatefulSet", "/apis/apps/v1/statefulsets"),
-    ("apps/v1", "DaemonSet", "/apis/apps/v1/daemonsets"),
+# Everything that may run with a snapshot: every kind of the workload table (custom kinds
+# included) and the revisions kept for rollback. Kinds whose API is not served (Argo
+# Rollouts without its CRDs) are skipped; any other failure to list ends the pass before it
+# acts.
+EXTRA_HOLDERS: tuple[tuple[str, str, str], ...] = (
     ("apps/v1", "ControllerRevision", "/apis/apps/v1/controllerrevisions"),
-    ("batch/v1", "Job", "/apis/batch/v1/jobs"),
     ("batch/v1", "CronJob", "/apis/batch/v1/cronjobs"),
-    ("argoproj.io/v1alpha1", "Rollout", "/apis/argoproj.io/v1alpha1/rollouts"),
 )
+
+
+def holder_collections(workloads: Workloads) -> tuple[tuple[str, str, str], ...]:
+    """(apiVersion, kind, cluster-wide collection path) of each kind that may hold one."""
+    rows = tuple(
+        (
+            row.api_version,
+            row.kind,
+            f"{'/api' if not row.group else '/apis'}/{row.api_version}/{row.resource}",
+        )
+        for row in workloads
+    )
+    return rows + tuple(extra for extra in EXTRA_HOLDERS if extra[1] not in {r[1] for r in rows})
+
 
 # A held snapshot's Warning Events are repeated this often, not on every pass.
 HELD_EVENT_INTERVAL_SECONDS = 600.0
@@ -107,6 +117,7 @@ class LifecycleController:
         metrics: ControllerMetrics,
         timing: Timing,
         own_namespace: str | None = None,
+        workloads: Workloads | None = None,
         clock: Callable[[], datetime.datetime] = _now,
     ) -> None:
         self._api = api
@@ -115,6 +126,7 @@ class LifecycleController:
         self._timing = timing
         self._own_namespace = own_namespace
         self._clock = clock
+        self._holder_collections = holder_collections(workloads or Workloads())
         self._warned: dict[str, float] = {}  # snapshot uid -> when its holders were told
 
     def run(self, stop: threading.Event) -> None:
@@ -164,7 +176,7 @@ class LifecycleController:
 
     def _holders(self, keys: set[SnapshotKey]) -> dict[SnapshotKey, list[Holder]]:
         held: dict[SnapshotKey, list[Holder]] = defaultdict(list)
-        for api_version, kind, collection in HOLDER_COLLECTIONS:
+        for api_version, kind, collection in self._holder_collections:
             try:
                 for obj in list_pages(self._api, collection):
                     namespace = (obj.get("metadata") or {}).get("namespace", "")
