@@ -388,6 +388,22 @@ def test_a_deleted_snapshot_in_use_stays_until_its_replicaset_is_pruned(
     )
 
 
+def test_a_snapshot_being_deleted_is_not_pinned_again(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    """Its finalizer may go as soon as the objects seen holding it are gone: an admission
+    that pinned to it now would store an object naming a snapshot about to vanish."""
+    create(admin, configmap(ns, "app-config", {"k": "v"}))
+    first = create(admin, mounting_deployment(ns, "first", "app-config", replicas=0))
+    (name,) = pinned(first)
+    kubectl(admin_kubeconfig, "-n", ns, "delete", "configmap", name, "--wait=false")
+    with pytest.raises(ApiError) as refused:
+        create(admin, mounting_deployment(ns, "second", "app-config", replicas=0))
+    assert refused.value.status == 503  # refused as an API failure: a retry may succeed
+    held = admin.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+    assert held is not None and held["metadata"].get("deletionTimestamp"), "held by `first`"
+
+
 def test_a_namespace_with_pinned_workloads_is_deleted_within_a_minute(
     admin: RawApi, admin_kubeconfig: str, ns: str
 ) -> None:
