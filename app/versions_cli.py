@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from app.domain import labels
+from app.domain.pinning import Pins
 from app.domain.versions import (
     MissingSnapshotError,
     UsageError,
@@ -24,8 +25,10 @@ from app.domain.versions import (
     history_document,
     history_table,
     parse_target,
+    releasable,
     resource_name,
     template_diff,
+    template_kinds,
     template_of,
     unpin,
     versioned_kinds,
@@ -177,8 +180,10 @@ def _unpin(
     dry_run: bool,
     color: bool,
 ) -> int:
-    """One workload (KIND, NAME), or every pinned one of the namespace (a list of kinds)."""
+    """One workload (KIND, NAME), or every pinned one of the namespace (a list of kinds);
+    then release the snapshots no template in the namespace pins any more."""
     opted_in = cluster.namespace_labels(namespace).get(labels.INJECT) == labels.INJECT_ENABLED
+    holders = cluster.workloads(namespace, template_kinds(Workloads()))
     if isinstance(target, tuple):
         kind, name = target
         workload = cluster.workload(kind, namespace, name)
@@ -186,7 +191,7 @@ def _unpin(
             raise VersionsError(f"{resource_name(kind)} {name!r} is not a pinned workload")
         chosen = [(kind, workload)]
     else:
-        chosen = [(k, w) for k, w in cluster.workloads(namespace, target) if _pinned(k, w)]
+        chosen = [(k, w) for k, w in holders if k in target and _pinned(k, w)]
         if not chosen:
             print(f"no pinned workloads in namespace {namespace!r}")
             return 0
@@ -197,8 +202,19 @@ def _unpin(
             f" remove the label first, or annotate the workload {labels.INJECT}="
             f"{labels.INJECT_DISABLED} (its next update unpins it)"
         )
-    for kind, workload in chosen:
-        _unpin_one(cluster, kind, workload, dry_run, color)
+    dropped = [_unpin_one(cluster, kind, workload, dry_run, color) for kind, workload in chosen]
+    unpinned_uids = {workload["metadata"]["uid"] for _, workload in chosen}
+    kept = [
+        unpin(template_of(k, w))[1] for k, w in holders if w["metadata"]["uid"] not in unpinned_uids
+    ]
+    snapshots = releasable(dropped, kept)
+    if dry_run:
+        names = ", ".join(f"{kind}/{name}" for kind, name in snapshots)
+        print(f"would release (in-use finalizer): {names or 'nothing'}")
+        return 0
+    released = cluster.release(namespace, snapshots)
+    if released:
+        print(f"released (in-use finalizer): {', '.join(released)}")
     return 0
 
 
@@ -208,19 +224,21 @@ def _unpin_one(
     workload: dict[str, Any],
     dry_run: bool,
     color: bool,
-) -> None:
+) -> Pins:
+    """Unpin one workload (or show how); the pins it drops."""
     resource = f"{resource_name(kind)}/{workload['metadata']['name']}"
     template = template_of(kind, workload)
     unpinned, pins = unpin(template)
     if dry_run:
         text = template_diff(resource, template, unpinned)
         sys.stdout.write(colored_diff(text) if color else text)
-        return
+        return pins
     written = cluster.replace_template(kind, workload, unpinned)
     if unpin(template_of(kind, written))[1]:
         # The webhook was still called (the namespace opted in again meanwhile) and kept them.
         raise VersionsError(f"{resource}: the webhook pinned it again; is the namespace opted in?")
     print(f"{resource} unpinned: {', '.join(sorted(pins))} live again")
+    return pins
 
 
 def _pinned(kind: WorkloadKind, workload: dict[str, Any]) -> bool:

@@ -26,9 +26,11 @@ from app.domain.versions import (
     human_age,
     key_changes,
     parse_target,
+    releasable,
     revisions_of,
     snapshot_of,
     template_diff,
+    template_kinds,
     unpin,
     versioned_kinds,
 )
@@ -315,3 +317,16 @@ class TestUnpin:
 
     def test_an_unpinned_template_has_nothing_to_unpin(self) -> None:
         assert unpin(template({})) == (template({}), {})
+
+    def test_releases_only_what_no_template_still_pins(self) -> None:
+        web = {"configmap/app-config": "app-config-aaaa", "secret/db": "db-xxxx"}
+        api = {"secret/db": "db-xxxx"}
+        assert releasable([web], [api, {}]) == [("configmap", "app-config-aaaa")]
+        assert releasable([web, api], []) == [
+            ("configmap", "app-config-aaaa"),
+            ("secret", "db-xxxx"),
+        ]
+
+    def test_templates_that_hold_snapshots_are_the_workloads_not_their_instances(self) -> None:
+        kinds = template_kinds(Workloads())
+        assert DEPLOYMENT in kinds and POD not in kinds and REPLICA_SET not in kinds

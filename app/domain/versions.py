@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import yaml
 
-from app.domain.pinning import Pins, parse_pins, unpinned_template
+from app.domain.pinning import Pins, parse_pins, snapshot_sources, unpinned_template
 from app.domain.pointer import resolve
 from app.domain.references import SourceKind
 from app.domain.workloads import Rollbacks, WorkloadKind
@@ -56,6 +56,12 @@ def parse_target(text: str, kinds: Iterable[WorkloadKind]) -> tuple[WorkloadKind
         known = ", ".join(kind.kind for kind in kinds)
         raise UsageError(f"{kind_text!r} is not a workload kind with revisions ({known})")
     return found, name
+
+
+def template_kinds(workloads: Iterable[WorkloadKind]) -> list[WorkloadKind]:
+    """The kinds whose own template may pin a snapshot (not Pods and ReplicaSets, which are
+    instances and revisions of those: they keep snapshots through ownerReferences)."""
+    return [kind for kind in workloads if not kind.is_pod and not kind.unless_controlled]
 
 
 def template_of(kind: WorkloadKind, workload: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -473,3 +479,14 @@ def colored_diff(text: str) -> str:
         else:
             out.append(line)
     return "".join(out)
+
+
+def releasable(
+    unpinned: Iterable[Pins], still_pinned: Iterable[Pins]
+) -> list[tuple[SourceKind, str]]:
+    """The snapshots unpin lets go of: pinned by the templates it unpins and by no template
+    still pinned in the namespace. Old revisions (and their Pods) keep them through their
+    ownerReferences: the garbage collector deletes each after its last owner, without
+    waiting for configpin."""
+    kept = snapshot_sources(*still_pinned).keys()
+    return sorted(snapshot_sources(*unpinned).keys() - kept)

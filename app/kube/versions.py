@@ -17,7 +17,7 @@ from app.domain.references import SourceKind
 from app.domain.versions import Revision, Snapshot, resource_name, revisions_of, snapshot_of
 from app.domain.workloads import Rollbacks, WorkloadKind
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
-from app.kube.sources import RESOURCE
+from app.kube.snapshots import release_snapshot, snapshot_path
 
 
 class VersionsError(Exception):
@@ -79,9 +79,12 @@ class ClusterVersions:
         """Every snapshot the revisions pin, read once each (None content if gone)."""
         found: dict[tuple[SourceKind, str], Snapshot] = {}
         for kind, name in snapshot_sources(*(revision.pins for revision in revisions)):
-            path = f"{_collection('v1', RESOURCE[kind], namespace)}/{quote(name, safe='')}"
             found[(kind, name)] = snapshot_of(
-                name, self._read(path, f"{kind} {name!r} in namespace {namespace!r}")
+                name,
+                self._read(
+                    snapshot_path(namespace, kind, name),
+                    f"{kind} {name!r} in namespace {namespace!r}",
+                ),
             )
         return found
 
@@ -136,6 +139,21 @@ class ClusterVersions:
             raise VersionsError(_refusal(error, "update", what)) from None
         except ApiUnreachableError as error:
             raise VersionsError(f"cannot reach the API server: {error}") from None
+
+    def release(self, namespace: str, snapshots: Iterable[tuple[SourceKind, str]]) -> list[str]:
+        """Remove configpin's in-use finalizer from these snapshots; `kind/name` of those it
+        was removed from (not there, or the snapshot gone: nothing to do)."""
+        released = []
+        for kind, name in snapshots:
+            try:
+                if release_snapshot(self._api, namespace, kind, name):
+                    released.append(f"{kind}/{name}")
+            except ApiError as error:
+                what = f"{kind} {name!r} in namespace {namespace!r}"
+                raise VersionsError(_refusal(error, "release", what)) from None
+            except ApiUnreachableError as error:
+                raise VersionsError(f"cannot reach the API server: {error}") from None
+        return released
 
     def _read(self, path: str, what: str) -> dict[str, Any] | None:
         try:

@@ -29,6 +29,7 @@ SENTINELS = [
     for text in (PASSWORD, NEW_PASSWORD, TOKEN)
     for value in (text, base64.b64encode(text.encode()).decode())
 ]
+PINS = "configpin.io/pins"
 REVISIONS = {
     "Deployment": "ReplicaSet",
     "StatefulSet": "ControllerRevision",
@@ -289,11 +290,15 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
         "-        name: app-config-" in dry.stdout and "+        name: app-config\n" in dry.stdout
     )
     assert "-      configpin.io/pins:" in dry.stdout
+    # `api` pins the same snapshots: unpinning `web` alone lets go of none of them.
+    assert dry.stdout.endswith("would release (in-use finalizer): nothing\n")
     after_dry_run = get(admin, "apps/v1", kind, ns, "web")
     assert after_dry_run is not None
     assert after_dry_run["spec"] == pinned["spec"]
 
+    snapshots = set(json.loads(pinned["spec"]["template"]["metadata"]["annotations"][PINS]).items())
     check_unpinned(admin, ns, kind, "web", kubectl_configpin("unpin", target, *where))
+    assert in_use(admin, ns, snapshots) == snapshots
 
     # The next apply of the same manifest pins nothing: the namespace is not opted in.
     kubectl(admin_kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(manifest))
@@ -306,17 +311,44 @@ def test_unpin_restores_the_sources_and_nothing_pins_again_once_opted_out(
     assert_live(newest[0])
 
     # --all: every workload still pinned in the namespace, and only those.
-    check_unpinned(admin, ns, kind, "api", configpin("unpin", "--all", *where))
+    released = sorted(f"{source.partition('/')[0]}/{name}" for source, name in snapshots)
+    check_unpinned(
+        admin,
+        ns,
+        kind,
+        "api",
+        configpin("unpin", "--all", *where),
+        "released (in-use finalizer): " + ", ".join(released),
+    )
+    assert in_use(admin, ns, snapshots) == set()
     again = configpin("unpin", target, *where)
     assert again.returncode == 2 and "not a pinned workload" in again.stderr
 
 
+def in_use(admin: RawApi, namespace: str, pins: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of the (source, snapshot) pins whose snapshot still has the in-use finalizer."""
+    kinds = {"configmap": "ConfigMap", "secret": "Secret"}
+    held = set()
+    for source, name in pins:
+        snapshot = get(admin, "v1", kinds[source.partition("/")[0]], namespace, name)
+        assert snapshot is not None  # released, not deleted: old revisions still own it
+        if "configpin.io/in-use" in (snapshot["metadata"].get("finalizers") or []):
+            held.add((source, name))
+    return held
+
+
 def check_unpinned(
-    admin: RawApi, namespace: str, kind: str, name: str, result: subprocess.CompletedProcess[str]
+    admin: RawApi,
+    namespace: str,
+    kind: str,
+    name: str,
+    result: subprocess.CompletedProcess[str],
+    *more_lines: str,
 ) -> None:
     assert result.returncode == 0, result.stderr
     sources = "configmap/app-config, secret/api-token, secret/db"
-    assert result.stdout == f"{kind.lower()}.apps/{name} unpinned: {sources} live again\n"
+    unpinned = f"{kind.lower()}.apps/{name} unpinned: {sources} live again"
+    assert result.stdout.splitlines() == [unpinned, *more_lines]
     written = get(admin, "apps/v1", kind, namespace, name)
     assert written is not None
     assert_live(written["spec"]["template"])
