@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.domain.lifecycle import FINALIZER, referenced_names
+from app.domain.lifecycle import FINALIZER
+from app.domain.pinning import parse_pins
 from app.kube.api import ApiError, RawApi
 from devkit.controllerproc import Controller, HookRunner, controller_identity, lease_holder
 from devkit.kubectl import kubectl
@@ -88,8 +89,15 @@ def snapshots(admin: RawApi, namespace: str) -> dict[str, dict[str, Any]]:
     return {s["metadata"]["name"]: s for s in items(admin, "v1", "ConfigMap", namespace, MANAGED)}
 
 
-def pinned(obj: dict[str, Any]) -> set[str]:
-    return {name for kind, name in referenced_names(obj) if kind == "configmap"}
+def pinned(obj: dict[str, Any], source: str | None = None) -> set[str]:
+    """The ConfigMap snapshots the object's pins annotation names (of `source` only)."""
+    template = (obj.get("spec") or {}).get("template")
+    pins = parse_pins(template["metadata"] if template else obj["metadata"])
+    return {
+        name
+        for key, name in pins.items()
+        if key.startswith("configmap/") and (source is None or key == f"configmap/{source}")
+    }
 
 
 def replica_sets(admin: RawApi, namespace: str) -> list[dict[str, Any]]:
@@ -262,7 +270,7 @@ def test_a_bare_pods_snapshots_go_with_the_pod(
             "spec": template["spec"],
         },
     )
-    (name,) = pinned(pod)
+    (name,) = pinned(pod, "app-config")
 
     def owned_by_pod() -> bool:
         owners = snapshots(admin, ns)[name]["metadata"].get("ownerReferences", [])
@@ -421,8 +429,8 @@ def test_a_namespace_with_pinned_workloads_is_deleted_within_a_minute(
     )
     eventually(
         lambda: (
-            all(s["metadata"].get("ownerReferences") for s in snapshots(admin, ns).values())
-            and len(snapshots(admin, ns)) == 1
+            snapshots(admin, ns)
+            and all(s["metadata"].get("ownerReferences") for s in snapshots(admin, ns).values())
         ),
         timeout=30,
         what="snapshots owned",
@@ -455,7 +463,9 @@ def test_a_follower_takes_over_when_the_leader_is_killed(
     killed = time.monotonic()
     eventually(lambda: lease_holder(admin) == follower.identity, timeout=30, what="takeover")
     took = time.monotonic() - killed
-    assert took < 4 + 2 * 1 + 5, f"takeover took {took:.1f}s"  # Lease, two retries, slack
+    # The Lease (4 s) runs out, then the follower's next try (every 1 s) wins; API calls on
+    # the shared 2-core machine have been seen to add up to 8 s more.
+    assert took < 4 + 2 * 1 + 10, f"takeover took {took:.1f}s"
     eventually(lambda: not orphans & set(snapshots(admin, ns)), timeout=60, what="orphans swept")
     for name in pinned(kept):
         assert admin.get(f"/api/v1/namespaces/{ns}/configmaps/{name}") is not None
