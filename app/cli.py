@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -17,6 +18,10 @@ from app import versions_cli
 from app.domain.naming import InvalidKeyError, check_key
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.controller.rollonchange import RollOnChangeController
+    from app.metrics import ControllerMetrics
 
 log = logging.getLogger("configpin")
 
@@ -235,8 +240,14 @@ def _controller(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    rollonchange = _roll_on_change(settings, args, api, metrics)
+
     def work(stop: threading.Event) -> None:
         metrics.leader.set(1)
+        if rollonchange is not None:
+            threading.Thread(
+                target=rollonchange.run, args=(stop,), name="roll-on-change", daemon=True
+            ).start()
         controller.run(stop)
 
     times = LeaseTimes(
@@ -254,6 +265,45 @@ def _controller(args: argparse.Namespace, settings: Settings) -> int:
     while not stop.wait(1):
         pass
     return 0 if signalled.is_set() else 1
+
+
+def _roll_on_change(
+    settings: Settings, args: argparse.Namespace, api: RawApi, metrics: "ControllerMetrics"
+) -> "RollOnChangeController | None":
+    """The roll-on-change loop, run beside the lifecycle one under the same Lease. It names
+    content with the webhook's HMAC key: the key file, or the Secret the webhook creates."""
+    from app.controller.rollonchange import RollOnChangeController, Timing
+    from app.kube.events import ClusterEvents
+    from app.kube.keys import read_hmac_key
+
+    key_file = settings.hmac_key_file
+    secret, namespace = settings.hmac_key_secret, settings.namespace
+    if key_file:
+        key = _read_key(key_file)
+
+        def key_source() -> bytes | None:
+            return key
+    elif secret and namespace:
+
+        def key_source() -> bytes | None:
+            return read_hmac_key(api, namespace, secret)
+    else:
+        log.warning("roll-on-change is off: no HMAC key (CONFIGPIN_HMAC_KEY_FILE or _SECRET)")
+        return None
+    return RollOnChangeController(
+        api,
+        ClusterEvents(api),
+        metrics,
+        key_source,
+        Timing(
+            resync_seconds=settings.rollout_resync_seconds,
+            debounce_seconds=settings.rollout_debounce_seconds,
+            longest_wait_seconds=settings.rollout_longest_wait_seconds,
+            namespace_limit=settings.rollout_namespace_limit,
+            namespace_window_seconds=settings.rollout_namespace_window_seconds,
+        ),
+        own_namespace=settings.namespace,
+    )
 
 
 def _release(args: argparse.Namespace, settings: Settings) -> int:

@@ -112,6 +112,12 @@ class ControllerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.rollouts = Counter(
+            "configpin_rollouts_on_change",
+            "Workloads rolled because a source they use changed, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "configpin_controller_leader",
             "1 while this replica holds the Lease.",

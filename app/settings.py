@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     pod_name: str | None = None  # the Lease holder's identity (default: the host name)
     metrics_port: int = Field(default=9090, ge=0, le=65535)  # 0: no metrics endpoint
 
+    # Roll on change (in `configpin controller`, for workloads that opt in).
+    rollout_resync_seconds: float = Field(default=3, gt=0)  # how often sources are compared
+    rollout_debounce_seconds: float = Field(default=5, ge=0)  # edits this close: one rollout
+    rollout_longest_wait_seconds: float = Field(default=60, ge=0)  # edits without a pause
+    rollout_namespace_limit: int = Field(default=10, ge=1)  # rollouts per namespace...
+    rollout_namespace_window_seconds: float = Field(default=60, gt=0)  # ...in this window
+
     @field_validator("custom_kinds")
     @classmethod
     def _one_row_per_kind(cls, kinds: list[CustomKind]) -> list[CustomKind]:

@@ -1,0 +1,163 @@
+"""Roll-on-change decisions, without a server: opt-in, what a template tracks, what counts as
+a change (against the record, never the pins), the debounce and the rate limit."""
+
+import json
+from typing import Any
+
+from app.domain.rollonchange import (
+    MISSING,
+    RESTARTED_AT,
+    ROLLED_FOR,
+    Debouncer,
+    RateLimit,
+    Record,
+    changed_sources,
+    describe_change,
+    newest_record,
+    next_record,
+    opted_in,
+    parse_record,
+    roll_patch,
+    tracked_sources,
+)
+
+OPT_IN = {"annotations": {"configpin.io/rollout-on-change": "true"}}
+
+
+def template(
+    pins: dict[str, str], volumes: list[dict[str, Any]], **annotations: str
+) -> dict[str, Any]:
+    return {
+        "metadata": {"annotations": {"configpin.io/pins": json.dumps(pins), **annotations}},
+        "spec": {"containers": [{"name": "app"}], "volumes": volumes},
+    }
+
+
+PINNED = template(
+    {"secret/db": "db-bbbbbbbbbb", "configmap/app-config": "app-config-cccccccccc"},
+    [
+        {"name": "db", "secret": {"secretName": "db-bbbbbbbbbb"}},
+        {"name": "cfg", "configMap": {"name": "app-config-cccccccccc"}},
+    ],
+)
+
+
+def test_opt_in_on_the_workload_or_its_namespace_and_the_workload_wins() -> None:
+    assert opted_in(OPT_IN, None)
+    assert opted_in({}, OPT_IN)
+    assert not opted_in({}, {})
+    assert not opted_in({"annotations": {"configpin.io/rollout-on-change": "false"}}, OPT_IN)
+    assert not opted_in({"annotations": {"configpin.io/rollout-on-change": "yes"}}, None)
+
+
+def test_tracked_sources_are_the_pinned_ones_with_their_digests() -> None:
+    assert tracked_sources({}, PINNED) == {
+        "secret/db": "bbbbbbbbbb",
+        "configmap/app-config": "cccccccccc",
+    }
+
+
+def test_a_required_live_reference_is_tracked_as_missing_optional_and_live_ones_are_not() -> None:
+    tmpl = template(
+        {},
+        [
+            {"name": "a", "secret": {"secretName": "later"}},
+            {"name": "b", "secret": {"secretName": "maybe", "optional": True}},
+            {"name": "c", "configMap": {"name": "tls-bundle"}},
+        ],
+    )
+    meta = {"annotations": {"configpin.io/live": "configmap/tls-bundle"}}
+    assert tracked_sources(meta, tmpl) == {"secret/later": MISSING}
+
+
+def test_no_record_compares_against_the_pins() -> None:
+    tracked = tracked_sources({}, PINNED)
+    same = {"secret/db": "bbbbbbbbbb", "configmap/app-config": "cccccccccc"}
+    assert changed_sources(tracked, None, same) == []
+    assert changed_sources(tracked, None, same | {"secret/db": "dddddddddd"}) == ["secret/db"]
+
+
+def test_after_an_undo_the_record_not_the_older_pins_decides() -> None:
+    # Rolled for db=dddddddddd, then undone: the template pins bbbbbbbbbb again.
+    tracked = tracked_sources({}, PINNED)
+    record = Record(1, {"secret/db": "dddddddddd", "configmap/app-config": "cccccccccc"})
+    now = {"secret/db": "dddddddddd", "configmap/app-config": "cccccccccc"}
+    assert changed_sources(tracked, record, now) == []
+    # ...until the source changes again.
+    assert changed_sources(tracked, record, now | {"secret/db": "eeeeeeeeee"}) == ["secret/db"]
+    # Back to the content the undone revision has is a change too.
+    assert changed_sources(tracked, record, now | {"secret/db": "bbbbbbbbbb"}) == ["secret/db"]
+
+
+def test_a_required_source_that_appears_is_a_change_one_that_disappears_is_not() -> None:
+    tracked = {"secret/later": MISSING, "secret/db": "bbbbbbbbbb"}
+    assert changed_sources(tracked, None, {"secret/later": "ffffffffff", "secret/db": MISSING}) == [
+        "secret/later"
+    ]
+    record = Record(2, {"secret/later": MISSING, "secret/db": "bbbbbbbbbb"})
+    assert changed_sources(tracked, record, {"secret/later": MISSING}) == []
+    message = describe_change(["secret/db", "secret/later"], ["secret/later"])
+    assert message.startswith("secret db changed, secret later appeared: rolling out")
+
+
+def test_a_source_that_stays_live_is_never_a_change() -> None:
+    # The caller leaves out a source opted out by its own annotation.
+    assert changed_sources({"secret/db": "bbbbbbbbbb"}, None, {}) == []
+
+
+def test_records_round_trip_and_the_newest_wins() -> None:
+    record = Record(3, {"secret/db": "dddddddddd"})
+    patch = roll_patch("42", record, "2026-11-27T01:00:00Z")
+    metadata = patch["metadata"]
+    assert metadata["resourceVersion"] == "42"
+    assert parse_record(metadata) == record
+    assert patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == (
+        "2026-11-27T01:00:00Z"
+    )
+    assert "spec" not in roll_patch("42", record, None)  # an adoption is metadata only
+    assert parse_record({"annotations": {ROLLED_FOR: "not json"}}) is None
+    assert parse_record({"annotations": {ROLLED_FOR: '{"n": true, "sources": {}}'}}) is None
+    assert newest_record([None, Record(1, {}), record, Record(2, {})]) == record
+    assert newest_record([None]) is None
+
+
+def test_the_next_record_holds_every_tracked_source_and_counts_on() -> None:
+    tracked = {"secret/db": "bbbbbbbbbb", "secret/later": MISSING}
+    current = {"secret/db": "dddddddddd"}
+    assert next_record(tracked, Record(4, {}), current) == Record(
+        5, {"secret/db": "dddddddddd", "secret/later": MISSING}
+    )
+    assert next_record(tracked, None, current).n == 1
+
+
+def test_edits_within_the_quiet_time_become_one_rollout() -> None:
+    debounce = Debouncer(quiet=5, longest=60)
+    assert not debounce.ready("w", (("secret/db", "a"),), 0)
+    assert not debounce.ready("w", (("secret/db", "b"),), 2)
+    assert not debounce.ready("w", (("secret/db", "c"),), 4)
+    assert not debounce.ready("w", (("secret/db", "c"),), 8.9)
+    assert debounce.ready("w", (("secret/db", "c"),), 9)
+    debounce.forget("w")
+    assert not debounce.ready("w", (("secret/db", "d"),), 10)
+
+
+def test_edits_without_a_pause_still_roll_after_the_longest_wait() -> None:
+    debounce = Debouncer(quiet=5, longest=12)
+    ready = [debounce.ready("w", (("secret/db", str(t)),), t) for t in range(0, 14, 2)]
+    assert ready == [False] * 6 + [True]
+
+
+def test_debounce_forgets_workloads_that_are_gone() -> None:
+    debounce = Debouncer(quiet=5, longest=60)
+    debounce.ready("gone", (("secret/db", "a"),), 0)
+    debounce.keep_only(["other"])
+    assert not debounce.ready("gone", (("secret/db", "a"),), 6)  # starts afresh
+
+
+def test_rate_limit_per_namespace() -> None:
+    limit = RateLimit(count=2, window=60)
+    assert limit.allow("a", 0)
+    assert limit.allow("a", 1)
+    assert not limit.allow("a", 2)
+    assert limit.allow("b", 2)
+    assert limit.allow("a", 60.5)
