@@ -72,15 +72,22 @@ def test_controller_rbac_is_what_it_uses(render: Callable[[str], list[Doc]]) -> 
         "cronjobs",
         "rollouts",
     }
+    workloads = {"deployments", "statefulsets", "daemonsets", "rollouts"}
     assert {(r, v) for g, r, v, _ in granted if r not in reads | {"configmaps", "secrets"}} == {
         ("events", "create")
     }
+    # Roll-on-change: patch the workload kinds it rolls, nothing else.
+    assert {r for g, r, v, _ in granted if v == "patch"} == workloads | {"configmaps", "secrets"}
     assert not any(v in ("watch", "update", "create") and r != "events" for _, r, v, _ in granted)
     assert rules(docs, "Role", CONTROLLER) == {
         ("coordination.k8s.io", "leases", "create", ""),
         ("coordination.k8s.io", "leases", "get", CONTROLLER),
         ("coordination.k8s.io", "leases", "update", CONTROLLER),
+        ("", "secrets", "get", f"{FULLNAME}-hmac-key"),  # the webhook's key, read only
     }
+    assert env(one(docs, "Deployment", CONTROLLER))["CONFIGPIN_HMAC_KEY_SECRET"] == (
+        f"{FULLNAME}-hmac-key"
+    )
 
 
 def test_uninstall_hook_releases_before_anything_is_deleted(
@@ -111,3 +118,16 @@ def test_both_can_be_left_out(case: str, render: Callable[[str], list[Doc]]) -> 
     names = {d["metadata"]["name"] for d in render(case)}
     assert CONTROLLER not in names and HOOK not in names
     assert of_kind(render(case), "Job") == []
+
+
+def test_controller_reads_an_existing_hmac_key_from_its_file(
+    render: Callable[[str], list[Doc]],
+) -> None:
+    docs = render("existing-hmac")
+    deployment = one(docs, "Deployment", CONTROLLER)
+    assert env(deployment)["CONFIGPIN_HMAC_KEY_FILE"] == "/etc/configpin/hmac/key"
+    assert "CONFIGPIN_HMAC_KEY_SECRET" not in env(deployment)
+    (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volume["secret"]["secretName"] == "my-hmac"
+    assert volume["secret"]["items"] == [{"key": "hmac", "path": "key"}]
+    assert not any(r == "secrets" for _, r, _, _ in rules(docs, "Role", CONTROLLER))

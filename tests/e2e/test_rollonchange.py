@@ -1,0 +1,332 @@
+"""Roll on change against the real control plane: `configpin controller` processes under
+the chart's controller identity roll opted-in Deployments when a source's content changes,
+once per change, never after an undo until a source changes again.
+
+Timings are shortened for tests: a pass every 0.5 s, edits 2 s apart or closer are one."""
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.domain.pinning import parse_pins
+from app.domain.rollonchange import RESTARTED_AT, ROLLED_FOR, parse_record
+from app.kube.api import RawApi
+from devkit.controllerproc import Controller, controller_identity
+from devkit.kubectl import kubectl
+from devkit.kubeobjects import b64, eventually, get, items
+from devkit.localwebhook import Webhook
+from tests.e2e.conftest import Namespaces
+
+DEBOUNCE = 2.0
+# Long enough for a pass to see an edit, wait out the debounce and roll.
+SETTLE = DEBOUNCE + 4.0
+OPT_IN = "configpin.io/rollout-on-change"
+
+
+class Controllers:
+    def __init__(self, kubeconfig: str, workdir: Path, key_file: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.env = {
+            "CONFIGPIN_HMAC_KEY_FILE": str(key_file),
+            "CONFIGPIN_ROLLOUT_RESYNC_SECONDS": "0.5",
+            "CONFIGPIN_ROLLOUT_DEBOUNCE_SECONDS": str(DEBOUNCE),
+            "CONFIGPIN_CONTROLLER_RESYNC_SECONDS": "5",
+        }
+        self.running: list[Controller] = []
+
+    def add(self, identity: str) -> Controller:
+        controller = Controller(self.kubeconfig, self.workdir, identity, self.env)
+        controller.start()
+        self.running.append(controller)
+        return controller
+
+    def stop_all(self) -> None:
+        for controller in self.running:
+            controller.stop()
+        self.running = []
+
+
+@pytest.fixture(scope="module")
+def controllers(
+    admin: RawApi,
+    admin_kubeconfig: str,
+    webhook: Webhook,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Controllers]:
+    workdir = tmp_path_factory.mktemp("rollonchange")
+    kubeconfig = controller_identity(admin, admin_kubeconfig, workdir)
+    running = Controllers(kubeconfig, workdir, webhook.certs / "hmac.key")
+    running.add("roller-a")
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture
+def ns(namespaces: Namespaces, controllers: Controllers) -> str:
+    return namespaces.make()
+
+
+def apply(kubeconfig: str, *objects: dict[str, Any]) -> None:
+    """`kubectl apply -f -` of the given objects."""
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest)
+
+
+def sources(namespace: str, db: str = "v1", config: str = "c1") -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db", "namespace": namespace},
+            "data": {"password": b64(db)},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "app-config", "namespace": namespace},
+            "data": {"mode": config},
+        },
+    ]
+
+
+def deployment(namespace: str, name: str, opted_in: bool = True) -> dict[str, Any]:
+    """A Deployment on Secret `db` (env) and ConfigMap `app-config` (a volume)."""
+    annotations = {OPT_IN: "true"} if opted_in else {}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.example/app:1",
+                            "env": [
+                                {
+                                    "name": "DB_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "db", "key": "password"}
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": "app-config"}}],
+                },
+            },
+        },
+    }
+
+
+def edit_secret(kubeconfig: str, namespace: str, value: str) -> None:
+    kubectl(
+        kubeconfig, "-n", namespace, "patch", "secret", "db", "--type=merge",
+        "-p", json.dumps({"data": {"password": b64(value)}}),
+    )  # fmt: skip
+
+
+def template_pins(admin: RawApi, namespace: str, name: str) -> dict[str, str]:
+    found = get(admin, "apps/v1", "Deployment", namespace, name)
+    assert found is not None
+    return parse_pins(found["spec"]["template"]["metadata"])
+
+
+def replica_sets(admin: RawApi, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [
+        rs
+        for rs in items(admin, "apps/v1", "ReplicaSet", namespace, f"app={name}")
+        if rs["metadata"]["ownerReferences"][0]["name"] == name
+    ]
+
+
+def rollouts_started(admin: RawApi, namespace: str, name: str) -> list[str]:
+    """The messages of the Events configpin recorded for rollouts of `name`."""
+    return [
+        e["message"]
+        for e in items(admin, "v1", "Event", namespace)
+        if e["reason"] == "RolloutOnChange" and e["involvedObject"]["name"] == name
+    ]
+
+
+def restarted_at(admin: RawApi, namespace: str, name: str) -> str | None:
+    found = get(admin, "apps/v1", "Deployment", namespace, name)
+    assert found is not None
+    value = (found["spec"]["template"]["metadata"].get("annotations") or {}).get(RESTARTED_AT)
+    return value if isinstance(value, str) else None
+
+
+def adopted(admin: RawApi, namespace: str, name: str) -> dict[str, Any]:
+    """Wait until the controller has seen the workload (its first record)."""
+
+    def recorded() -> dict[str, Any] | None:
+        found = get(admin, "apps/v1", "Deployment", namespace, name)
+        annotations = (found or {}).get("metadata", {}).get("annotations") or {}
+        return found if ROLLED_FOR in annotations else None
+
+    return eventually(recorded, timeout=30, what=f"{name} to be adopted")
+
+
+def wait_rolled(admin: RawApi, namespace: str, name: str, count: int) -> None:
+    eventually(
+        lambda: len(rollouts_started(admin, namespace, name)) >= count,
+        timeout=30,
+        what=f"rollout {count} of {name}",
+    )
+
+
+def test_a_secret_edit_rolls_once_and_the_old_revision_keeps_the_old_snapshot(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    apply(admin_kubeconfig, *sources(ns), deployment(ns, "web"), deployment(ns, "plain", False))
+    adopted(admin, ns, "web")
+    before = template_pins(admin, ns, "web")
+    plain_before = template_pins(admin, ns, "plain")
+
+    edit_secret(admin_kubeconfig, ns, "s3cret-two")
+    wait_rolled(admin, ns, "web", 1)
+    after = eventually(
+        lambda: (p := template_pins(admin, ns, "web"))["secret/db"] != before["secret/db"] and p,
+        what="the new revision pinned to the new content",
+    )
+    assert after["configmap/app-config"] == before["configmap/app-config"]
+    two = eventually(lambda: replica_sets(admin, ns, "web")[1:] and replica_sets(admin, ns, "web"))
+    by_pins = {parse_pins(rs["spec"]["template"]["metadata"])["secret/db"] for rs in two}
+    assert by_pins == {before["secret/db"], after["secret/db"]}
+    (message,) = rollouts_started(admin, ns, "web")
+    assert message.startswith("secret db changed: rolling out")
+    assert "s3cret" not in message
+
+    time.sleep(SETTLE)  # nothing more: one change, one rollout
+    assert len(rollouts_started(admin, ns, "web")) == 1
+    assert len(replica_sets(admin, ns, "web")) == 2
+    # Without the annotation, never rolled (it is not even recorded).
+    assert template_pins(admin, ns, "plain") == plain_before
+    assert rollouts_started(admin, ns, "plain") == []
+    plain = get(admin, "apps/v1", "Deployment", ns, "plain")
+    assert plain is not None and ROLLED_FOR not in (plain["metadata"].get("annotations") or {})
+
+
+def test_an_undo_is_not_rolled_forward_until_a_source_changes_again(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    apply(admin_kubeconfig, *sources(ns), deployment(ns, "web"))
+    adopted(admin, ns, "web")
+    first = template_pins(admin, ns, "web")
+    edit_secret(admin_kubeconfig, ns, "two")
+    wait_rolled(admin, ns, "web", 1)
+    second = eventually(
+        lambda: (p := template_pins(admin, ns, "web")) != first and p, what="the rollout"
+    )
+
+    kubectl(admin_kubeconfig, "-n", ns, "rollout", "undo", "deployment/web")
+    assert template_pins(admin, ns, "web") == first
+    time.sleep(SETTLE)
+    assert template_pins(admin, ns, "web") == first, "the undo was rolled forward"
+    assert len(rollouts_started(admin, ns, "web")) == 1
+
+    edit_secret(admin_kubeconfig, ns, "three")
+    wait_rolled(admin, ns, "web", 2)
+    third = eventually(
+        lambda: (p := template_pins(admin, ns, "web")) != first and p, what="the next rollout"
+    )
+    assert third["secret/db"] not in (first["secret/db"], second["secret/db"])
+
+
+def test_quick_edits_make_one_rollout_and_unchanged_content_none(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    apply(admin_kubeconfig, *sources(ns), deployment(ns, "web"))
+    adopted(admin, ns, "web")
+    for value in ("a", "b", "c"):
+        edit_secret(admin_kubeconfig, ns, value)
+    wait_rolled(admin, ns, "web", 1)
+    time.sleep(SETTLE)
+    assert len(rollouts_started(admin, ns, "web")) == 1
+    stamp = restarted_at(admin, ns, "web")
+
+    # A new resourceVersion, the same content: labels, annotations, the same data again.
+    kubectl(admin_kubeconfig, "-n", ns, "label", "secret", "db", "touched=yes")
+    kubectl(admin_kubeconfig, "-n", ns, "annotate", "configmap", "app-config", "note=same")
+    edit_secret(admin_kubeconfig, ns, "c")
+    time.sleep(SETTLE)
+    assert len(rollouts_started(admin, ns, "web")) == 1
+    assert restarted_at(admin, ns, "web") == stamp
+
+
+def test_a_required_source_that_appears_starts_one_rollout(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    secret, config = sources(ns)
+    apply(admin_kubeconfig, config, deployment(ns, "web"))  # Secret db missing: left live
+    assert "secret/db" not in template_pins(admin, ns, "web")
+    adopted(admin, ns, "web")
+    apply(admin_kubeconfig, secret)
+    eventually(
+        lambda: any("secret db appeared" in m for m in rollouts_started(admin, ns, "web")),
+        timeout=30,
+        what="a rollout for the Secret that appeared",
+    )
+    eventually(lambda: "secret/db" in template_pins(admin, ns, "web"), what="db pinned")
+
+
+def test_the_namespace_annotation_opts_in_and_the_workload_can_opt_out(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    kubectl(admin_kubeconfig, "annotate", "namespace", ns, f"{OPT_IN}=true")
+    opted_out = deployment(ns, "kept", False)
+    opted_out["metadata"]["annotations"] = {OPT_IN: "false"}
+    apply(admin_kubeconfig, *sources(ns), deployment(ns, "web", False), opted_out)
+    adopted(admin, ns, "web")
+    edit_secret(admin_kubeconfig, ns, "two")
+    wait_rolled(admin, ns, "web", 1)
+    time.sleep(1)
+    assert rollouts_started(admin, ns, "kept") == []
+
+
+def test_a_controller_down_during_an_edit_rolls_it_once_after_and_never_again(
+    admin: RawApi, admin_kubeconfig: str, ns: str, controllers: Controllers
+) -> None:
+    apply(admin_kubeconfig, *sources(ns), deployment(ns, "web"))
+    adopted(admin, ns, "web")
+    controllers.stop_all()
+    try:
+        edit_secret(admin_kubeconfig, ns, "edited-while-down")
+        time.sleep(1)
+        assert rollouts_started(admin, ns, "web") == []
+    finally:
+        controllers.add("roller-b")  # takes the Lease once roller-a's expires
+    wait_rolled(admin, ns, "web", 1)
+    record = parse_record(get(admin, "apps/v1", "Deployment", ns, "web")["metadata"])  # type: ignore[index]
+    assert record is not None and record.n == 2  # adopted, then rolled
+
+    controllers.stop_all()
+    controllers.add("roller-c")
+    time.sleep(4 + SETTLE)  # the Lease expires, roller-c leads and passes
+    assert len(rollouts_started(admin, ns, "web")) == 1
+
+
+def test_two_controller_processes_start_exactly_one_rollout_per_change(
+    admin: RawApi, admin_kubeconfig: str, ns: str, controllers: Controllers
+) -> None:
+    if len(controllers.running) < 2:
+        controllers.add(f"roller-{len(controllers.running)}-extra")
+    apply(admin_kubeconfig, *sources(ns), deployment(ns, "web"))
+    adopted(admin, ns, "web")
+    for change in (1, 2):
+        edit_secret(admin_kubeconfig, ns, f"change-{change}")
+        wait_rolled(admin, ns, "web", change)
+        time.sleep(SETTLE)
+        assert len(rollouts_started(admin, ns, "web")) == change
+    assert len(replica_sets(admin, ns, "web")) == 3
