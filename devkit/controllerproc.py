@@ -103,6 +103,27 @@ class Controller:
         return self.log.read_text(errors="replace")
 
 
+class ControllerGroup:
+    """Controller processes started one after another with the same settings."""
+
+    def __init__(self, kubeconfig: str, workdir: Path, env: Mapping[str, str]) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.env = dict(env)
+        self.running: list[Controller] = []
+
+    def add(self, identity: str) -> Controller:
+        controller = Controller(self.kubeconfig, self.workdir, identity, self.env)
+        controller.start()
+        self.running.append(controller)
+        return controller
+
+    def stop_all(self) -> None:
+        for controller in self.running:
+            controller.stop()
+        self.running = []
+
+
 def lease_holder(admin: RawApi) -> str | None:
     lease = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM_NAMESPACE}/leases/{LEASE}")
     holder = ((lease or {}).get("spec") or {}).get("holderIdentity")

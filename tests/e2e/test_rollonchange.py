@@ -7,7 +7,6 @@ Timings are shortened for tests: a pass every 0.5 s, edits 2 s apart or closer a
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from app.domain.pinning import parse_pins
 from app.domain.rollonchange import RESTARTED_AT, ROLLED_FOR, parse_record
 from app.kube.api import RawApi
-from devkit.controllerproc import Controller, controller_identity
+from devkit.controllerproc import ControllerGroup, controller_identity
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64, eventually, get, items
 from devkit.localwebhook import Webhook
@@ -27,40 +26,25 @@ SETTLE = DEBOUNCE + 4.0
 OPT_IN = "configpin.io/rollout-on-change"
 
 
-class Controllers:
-    def __init__(self, kubeconfig: str, workdir: Path, key_file: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.workdir = workdir
-        self.env = {
-            "CONFIGPIN_HMAC_KEY_FILE": str(key_file),
-            "CONFIGPIN_ROLLOUT_RESYNC_SECONDS": "0.5",
-            "CONFIGPIN_ROLLOUT_DEBOUNCE_SECONDS": str(DEBOUNCE),
-            "CONFIGPIN_CONTROLLER_RESYNC_SECONDS": "5",
-        }
-        self.running: list[Controller] = []
-
-    def add(self, identity: str) -> Controller:
-        controller = Controller(self.kubeconfig, self.workdir, identity, self.env)
-        controller.start()
-        self.running.append(controller)
-        return controller
-
-    def stop_all(self) -> None:
-        for controller in self.running:
-            controller.stop()
-        self.running = []
-
-
 @pytest.fixture(scope="module")
 def controllers(
     admin: RawApi,
     admin_kubeconfig: str,
     webhook: Webhook,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Controllers]:
+) -> Iterator[ControllerGroup]:
     workdir = tmp_path_factory.mktemp("rollonchange")
     kubeconfig = controller_identity(admin, admin_kubeconfig, workdir)
-    running = Controllers(kubeconfig, workdir, webhook.certs / "hmac.key")
+    running = ControllerGroup(
+        kubeconfig,
+        workdir,
+        {
+            "CONFIGPIN_HMAC_KEY_FILE": str(webhook.certs / "hmac.key"),
+            "CONFIGPIN_ROLLOUT_RESYNC_SECONDS": "0.5",
+            "CONFIGPIN_ROLLOUT_DEBOUNCE_SECONDS": str(DEBOUNCE),
+            "CONFIGPIN_CONTROLLER_RESYNC_SECONDS": "5",
+        },
+    )
     running.add("roller-a")
     try:
         yield running
@@ -69,7 +53,7 @@ def controllers(
 
 
 @pytest.fixture
-def ns(namespaces: Namespaces, controllers: Controllers) -> str:
+def ns(namespaces: Namespaces, controllers: ControllerGroup) -> str:
     return namespaces.make()
 
 
@@ -296,7 +280,7 @@ def test_the_namespace_annotation_opts_in_and_the_workload_can_opt_out(
 
 
 def test_a_controller_down_during_an_edit_rolls_it_once_after_and_never_again(
-    admin: RawApi, admin_kubeconfig: str, ns: str, controllers: Controllers
+    admin: RawApi, admin_kubeconfig: str, ns: str, controllers: ControllerGroup
 ) -> None:
     apply(admin_kubeconfig, *sources(ns), deployment(ns, "web"))
     adopted(admin, ns, "web")
@@ -318,7 +302,7 @@ def test_a_controller_down_during_an_edit_rolls_it_once_after_and_never_again(
 
 
 def test_two_controller_processes_start_exactly_one_rollout_per_change(
-    admin: RawApi, admin_kubeconfig: str, ns: str, controllers: Controllers
+    admin: RawApi, admin_kubeconfig: str, ns: str, controllers: ControllerGroup
 ) -> None:
     if len(controllers.running) < 2:
         controllers.add(f"roller-{len(controllers.running)}-extra")
