@@ -17,6 +17,7 @@ from app.domain.rollonchange import (
     next_record,
     opted_in,
     parse_record,
+    record_behind,
     roll_patch,
     tracked_sources,
 )
@@ -85,8 +86,23 @@ def test_after_an_undo_the_record_not_the_older_pins_decides() -> None:
     assert changed_sources(tracked, record, now) == []
     # ...until the source changes again.
     assert changed_sources(tracked, record, now | {"secret/db": "eeeeeeeeee"}) == ["secret/db"]
-    # Back to the content the undone revision has is a change too.
-    assert changed_sources(tracked, record, now | {"secret/db": "bbbbbbbbbb"}) == ["secret/db"]
+    # Back to the content the undone revision pins: no rollout, the record catches up.
+    back = now | {"secret/db": "bbbbbbbbbb"}
+    assert changed_sources(tracked, record, back) == []
+    assert record_behind(tracked, record, back)
+    assert not record_behind(tracked, record, now)
+
+
+def test_a_template_already_on_the_new_content_is_not_rolled_its_record_catches_up() -> None:
+    # The Secret was edited, then the image changed before the debounce ran out: the
+    # webhook pinned the new content with the image change.
+    tracked = tracked_sources({}, PINNED)
+    record = Record(1, {"secret/db": "aaaaaaaaaa", "configmap/app-config": "cccccccccc"})
+    now = {"secret/db": "bbbbbbbbbb", "configmap/app-config": "cccccccccc"}
+    assert changed_sources(tracked, record, now) == []
+    assert record_behind(tracked, record, now)
+    assert next_record(tracked, record, now).sources["secret/db"] == "bbbbbbbbbb"
+    assert record_behind(tracked, None, now)  # never seen: adopted
 
 
 def test_a_required_source_that_appears_is_a_change_one_that_disappears_is_not() -> None:
@@ -96,6 +112,7 @@ def test_a_required_source_that_appears_is_a_change_one_that_disappears_is_not()
     ]
     record = Record(2, {"secret/later": MISSING, "secret/db": "bbbbbbbbbb"})
     assert changed_sources(tracked, record, {"secret/later": MISSING}) == []
+    assert not record_behind(tracked, record, {"secret/later": MISSING})
     message = describe_change(["secret/db", "secret/later"], ["secret/later"])
     assert message.startswith("secret db changed, secret later appeared: rolling out")
 

@@ -48,6 +48,7 @@ from app.domain.rollonchange import (
     next_record,
     opted_in,
     parse_record,
+    record_behind,
     roll_patch,
     tracked_sources,
 )
@@ -266,8 +267,8 @@ class RollOnChangeController:
         changed = changed_sources(workload.tracked, record, current)
         if not changed:
             self._debounce.forget(workload.uid)
-            if record is None:
-                self._adopt(workload, current, report)
+            if record_behind(workload.tracked, record, current):
+                self._adopt(workload, record, current, report)
             return
         signature = tuple((key, current[key]) for key in changed)
         now = self._clock()
@@ -293,11 +294,13 @@ class RollOnChangeController:
         self._metrics.rollouts.labels(workload.kind.kind).inc()
         report.rolled.append(f"{workload.namespace}/{workload.kind.kind}/{workload.name}")
 
-    def _adopt(self, workload: Workload, current: Digests, report: PassReport) -> None:
-        """A first record, without a rollout: what the workload runs with now is what it
-        has been rolled for, so that a later undo is not rolled forward."""
-        record = next_record(workload.tracked, None, current)
-        if self._patch(workload, roll_patch(workload.resource_version, record, None)):
+    def _adopt(
+        self, workload: Workload, record: Record | None, current: Digests, report: PassReport
+    ) -> None:
+        """A record without a rollout: the template already pins the current content, which
+        is now what the workload has been rolled for, so that a later undo stays."""
+        new_record = next_record(workload.tracked, record, current)
+        if self._patch(workload, roll_patch(workload.resource_version, new_record, None)):
             report.adopted += 1
 
     def _patch(self, workload: Workload, body: Mapping[str, Any]) -> bool:

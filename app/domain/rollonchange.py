@@ -14,7 +14,8 @@ argo rollouts undo`) stays on its old snapshots until a source changes again.
 the ReplicaSet it goes back to; the deployment controller copies a Deployment's annotations to
 its ReplicaSets, so the record with the highest `n` among the workload and its ReplicaSets is
 the one in force. A workload with no record anywhere is compared against its pins, and its
-first record is written then (adopted), so a later undo finds it.
+first record is written then (adopted), so a later undo finds it. A template that already pins
+a source's current content is never rolled for it; its record is brought up to date.
 """
 
 import json
@@ -138,9 +139,19 @@ def changed_sources(tracked: Digests, record: Record | None, current: Digests) -
     changed = []
     for key in tracked:
         now = current.get(key)
-        if now and now != baseline(key, tracked, record):
+        # A template that already pins the current content (someone else's rollout, an
+        # image change after the edit) needs no rollout: only its record is behind.
+        if now and now != baseline(key, tracked, record) and now != tracked[key]:
             changed.append(key)
     return sorted(changed)
+
+
+def record_behind(tracked: Digests, record: Record | None, current: Digests) -> bool:
+    """With no change to roll for: whether the record should be written (there is none
+    yet, or the template was rolled to current content by someone else)."""
+    if record is None:
+        return True
+    return any(current.get(key) and record.sources.get(key) != current[key] for key in tracked)
 
 
 def next_record(tracked: Digests, record: Record | None, current: Digests) -> Record:
