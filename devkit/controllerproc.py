@@ -124,6 +124,16 @@ class ControllerGroup:
         self.running = []
 
 
+def roll_on_change_env(key_file: Path, debounce_seconds: float) -> dict[str, str]:
+    """Settings for controllers that roll on change: the webhook's key, a pass every 0.5 s."""
+    return {
+        "CONFIGPIN_HMAC_KEY_FILE": str(key_file),
+        "CONFIGPIN_ROLLOUT_RESYNC_SECONDS": "0.5",
+        "CONFIGPIN_ROLLOUT_DEBOUNCE_SECONDS": str(debounce_seconds),
+        "CONFIGPIN_CONTROLLER_RESYNC_SECONDS": "5",
+    }
+
+
 def lease_holder(admin: RawApi) -> str | None:
     lease = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM_NAMESPACE}/leases/{LEASE}")
     holder = ((lease or {}).get("spec") or {}).get("holderIdentity")

@@ -14,7 +14,7 @@ import pytest
 from app.domain.pinning import parse_pins
 from app.domain.rollonchange import RESTARTED_AT, ROLLED_FOR, parse_record
 from app.kube.api import RawApi
-from devkit.controllerproc import ControllerGroup, controller_identity
+from devkit.controllerproc import ControllerGroup, controller_identity, roll_on_change_env
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64, eventually, get, items
 from devkit.localwebhook import Webhook
@@ -35,16 +35,8 @@ def controllers(
 ) -> Iterator[ControllerGroup]:
     workdir = tmp_path_factory.mktemp("rollonchange")
     kubeconfig = controller_identity(admin, admin_kubeconfig, workdir)
-    running = ControllerGroup(
-        kubeconfig,
-        workdir,
-        {
-            "CONFIGPIN_HMAC_KEY_FILE": str(webhook.certs / "hmac.key"),
-            "CONFIGPIN_ROLLOUT_RESYNC_SECONDS": "0.5",
-            "CONFIGPIN_ROLLOUT_DEBOUNCE_SECONDS": str(DEBOUNCE),
-            "CONFIGPIN_CONTROLLER_RESYNC_SECONDS": "5",
-        },
-    )
+    env = roll_on_change_env(webhook.certs / "hmac.key", DEBOUNCE)
+    running = ControllerGroup(kubeconfig, workdir, env)
     running.add("roller-a")
     try:
         yield running

@@ -1,0 +1,154 @@
+"""The blue-green story with Argo Rollouts, kwok-run Pods and roll-on-change, driven with
+kubectl and the `kubectl argo rollouts` plugin: a Secret edit starts the rollout by itself;
+the preview Pods run the new snapshot and the active ones the old, even a replaced one;
+promote; a bad config and a new image rolled out, then undone, bring back the previous
+code and config and are not rolled forward again.
+
+At every step every Pod of the active ReplicaSet references exactly the active revision's
+snapshots, every preview Pod the preview's, and no Pod references a live source."""
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app.kube.api import RawApi
+from devkit import bluegreen
+from devkit.bluegreen import Revision, live_references, revisions
+from devkit.controllerproc import ControllerGroup, controller_identity, roll_on_change_env
+from devkit.kubectl import kubectl
+from devkit.kubeobjects import b64, eventually
+from devkit.localwebhook import Webhook
+from tests.e2e.conftest import Namespaces
+
+DEBOUNCE = 2.0
+REPLICAS = 2
+V1, V2 = "registry.example/shop/web:1.0", "registry.example/shop/web:2.0"
+
+
+@pytest.fixture(scope="module")
+def controllers(
+    admin: RawApi,
+    admin_kubeconfig: str,
+    webhook: Webhook,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ControllerGroup]:
+    if admin.get(f"/apis/{bluegreen.ROLLOUT_API}") is None:
+        pytest.skip("the dev cluster serves no Argo Rollouts API (scripts/dev-cluster)")
+    workdir = tmp_path_factory.mktemp("bluegreen")
+    kubeconfig = controller_identity(admin, admin_kubeconfig, workdir)
+    group = ControllerGroup(
+        kubeconfig, workdir, roll_on_change_env(webhook.certs / "hmac.key", DEBOUNCE)
+    )
+    group.add("bluegreen-a")
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+def argo(kubeconfig: str, namespace: str, *args: str) -> str:
+    return kubectl(kubeconfig, "argo", "rollouts", "-n", namespace, *args, timeout=180).stdout
+
+
+def settled(admin: RawApi, namespace: str, preview: bool) -> dict[str, Revision]:
+    """Wait until the active (and preview) ReplicaSets have all their Pods, then check that
+    each Pod runs with exactly its revision's snapshots and none with a live source."""
+
+    def complete() -> dict[str, Revision] | None:
+        found = revisions(admin, namespace)
+        if ("preview" in found) != preview:
+            return None
+        if any(len(r.pods) != REPLICAS for r in found.values()):
+            return None
+        return found
+
+    found = eventually(complete, timeout=180, what=f"the rollout (preview: {preview})")
+    for role, revision in found.items():
+        assert revision.pods_agree(), f"{role} Pods differ from their ReplicaSet: {revision}"
+        assert {r.split("/")[0] for r in revision.snapshots} == {"secret", "configmap"}
+    assert live_references(admin, namespace) == []
+    return found
+
+
+def secret_of(revision: Revision) -> str:
+    return next(r for r in revision.snapshots if r.startswith("secret/"))
+
+
+def config_of(revision: Revision) -> str:
+    return next(r for r in revision.snapshots if r.startswith("configmap/"))
+
+
+def test_blue_green_with_roll_on_change(
+    admin: RawApi, admin_kubeconfig: str, namespaces: Namespaces, controllers: ControllerGroup
+) -> None:
+    ns = namespaces.make()
+    objects = [*bluegreen.sources(ns, "pw-1", "good"), *bluegreen.services(ns)]
+    objects.append(bluegreen.rollout(ns, V1, REPLICAS))
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=manifest)
+    argo(admin_kubeconfig, ns, "status", bluegreen.APP, "--timeout", "150s")
+    v1 = settled(admin, ns, preview=False)["active"]
+
+    # The Secret is edited: the rollout starts by itself, preview on the new snapshot.
+    kubectl(
+        admin_kubeconfig, "-n", ns, "patch", "secret", "db", "--type=merge",
+        "-p", json.dumps({"data": {"DB_PASSWORD": b64("pw-2")}}),
+    )  # fmt: skip
+    both = settled(admin, ns, preview=True)
+    v2 = both["preview"]
+    assert both["active"] == v1
+    assert secret_of(v2) != secret_of(v1) and config_of(v2) == config_of(v1)
+
+    # An active Pod deleted comes back on the old snapshot.
+    victim = sorted(v1.pods)[0]
+    kubectl(admin_kubeconfig, "-n", ns, "delete", "pod", victim, "--wait=false")
+    replaced = eventually(
+        lambda: (
+            (found := settled(admin, ns, preview=True))["active"].pods.keys() != v1.pods.keys()
+            and found
+        ),
+        timeout=120,
+        what="the deleted active Pod to be replaced",
+    )
+    assert victim not in replaced["active"].pods
+    assert replaced["active"].snapshots == v1.snapshots and replaced["preview"] == v2
+
+    argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
+    promoted = eventually(
+        lambda: (found := settled(admin, ns, preview=False))["active"].hash == v2.hash and found,
+        timeout=120,
+        what="the promotion",
+    )
+    assert promoted["active"].snapshots == v2.snapshots
+
+    # A bad config and a new image, together: one new revision with both.
+    kubectl(
+        admin_kubeconfig, "-n", ns, "patch", "configmap", "app-config", "--type=merge",
+        "-p", json.dumps({"data": {"mode": "bad"}}),
+    )  # fmt: skip
+    argo(admin_kubeconfig, ns, "set", "image", bluegreen.APP, f"{bluegreen.APP}={V2}")
+    v3 = settled(admin, ns, preview=True)["preview"]
+    assert v3.image == V2 and config_of(v3) != config_of(v2) and secret_of(v3) == secret_of(v2)
+    argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
+    eventually(
+        lambda: settled(admin, ns, preview=False)["active"].hash == v3.hash,
+        timeout=120,
+        what="the bad version to be promoted",
+    )
+
+    # Undo brings back the previous code and config, and it stays.
+    argo(admin_kubeconfig, ns, "undo", bluegreen.APP)
+    undone = settled(admin, ns, preview=True)["preview"]
+    assert undone.image == V1 and undone.snapshots == v2.snapshots
+    argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
+    back = eventually(
+        lambda: (found := settled(admin, ns, preview=False))["active"].image == V1 and found,
+        timeout=120,
+        what="the undone version to be promoted",
+    )
+    assert back["active"].snapshots == v2.snapshots
+    time.sleep(DEBOUNCE + 4)
+    after = settled(admin, ns, preview=False)
+    assert after["active"].snapshots == v2.snapshots, "the undo was rolled forward"
