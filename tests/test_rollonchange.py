@@ -19,8 +19,10 @@ from app.domain.rollonchange import (
     parse_record,
     record_behind,
     roll_patch,
+    rollable,
     tracked_sources,
 )
+from app.domain.workloads import DEPLOYMENT, POD, REPLICA_SET, Workloads
 
 OPT_IN = {"annotations": {"configpin.io/rollout-on-change": "true"}}
 
@@ -124,14 +126,14 @@ def test_a_source_that_stays_live_is_never_a_change() -> None:
 
 def test_records_round_trip_and_the_newest_wins() -> None:
     record = Record(3, {"secret/db": "dddddddddd"})
-    patch = roll_patch("42", record, "2026-11-27T01:00:00Z")
+    patch = roll_patch(DEPLOYMENT, "42", record, "2026-11-27T01:00:00Z")
     metadata = patch["metadata"]
     assert metadata["resourceVersion"] == "42"
     assert parse_record(metadata) == record
     assert patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == (
         "2026-11-27T01:00:00Z"
     )
-    assert "spec" not in roll_patch("42", record, None)  # an adoption is metadata only
+    assert "spec" not in roll_patch(DEPLOYMENT, "42", record, None)  # an adoption is metadata only
     assert parse_record({"annotations": {ROLLED_FOR: "not json"}}) is None
     assert parse_record({"annotations": {ROLLED_FOR: '{"n": true, "sources": {}}'}}) is None
     assert newest_record([None, Record(1, {}), record, Record(2, {})]) == record
@@ -178,3 +180,9 @@ def test_rate_limit_per_namespace() -> None:
     assert not limit.allow("a", 2)
     assert limit.allow("b", 2)
     assert limit.allow("a", 60.5)
+
+
+def test_rollable_kinds_come_from_the_workload_table() -> None:
+    kinds = rollable(Workloads())
+    assert DEPLOYMENT in kinds
+    assert POD not in kinds and REPLICA_SET not in kinds  # never changed by a rollout

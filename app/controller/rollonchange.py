@@ -4,7 +4,8 @@ have content they were not rolled for (decisions in app/domain/rollonchange.py).
 Each pass:
 
 1. namespaces (metadata only): which are opted in to pinning and to roll-on-change;
-2. Deployments, StatefulSets, DaemonSets and Argo Rollouts, page by page, keeping only the
+2. every kind of the workload table whose template a rollout changes (Deployments,
+   StatefulSets, DaemonSets, Argo Rollouts...), page by page, keeping only the
    opted-in ones' name, uid, resourceVersion, record and the digests their templates pin;
 3. per namespace holding such a workload: its ReplicaSets (metadata only, for the records a
    `kubectl rollout undo` moved there) and its ConfigMaps and Secrets, keeping only the
@@ -26,7 +27,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -50,8 +51,11 @@ from app.domain.rollonchange import (
     parse_record,
     record_behind,
     roll_patch,
+    rollable,
+    template_of,
     tracked_sources,
 )
+from app.domain.workloads import Rollbacks, WorkloadKind
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.kube.events import ClusterEvents
 from app.kube.snapshots import list_pages
@@ -59,34 +63,6 @@ from app.metrics import ControllerMetrics
 
 log = logging.getLogger("configpin.rollonchange")
 
-
-@dataclass(frozen=True)
-class WorkloadKind:
-    api_version: str
-    kind: str
-    resource: str
-    has_replicasets: bool  # its revisions are ReplicaSets that carry its annotations
-
-    def path(self, namespace: str, name: str = "") -> str:
-        base = f"{self.group_path}/namespaces/{quote(namespace, safe='')}/{self.resource}"
-        return f"{base}/{quote(name, safe='')}" if name else base
-
-    @property
-    def group_path(self) -> str:
-        return f"/apis/{self.api_version}"
-
-    @property
-    def collection(self) -> str:
-        """Every namespace's objects of this kind."""
-        return f"{self.group_path}/{self.resource}"
-
-
-WORKLOAD_KINDS = (
-    WorkloadKind("apps/v1", "Deployment", "deployments", True),
-    WorkloadKind("apps/v1", "StatefulSet", "statefulsets", False),
-    WorkloadKind("apps/v1", "DaemonSet", "daemonsets", False),
-    WorkloadKind("argoproj.io/v1alpha1", "Rollout", "rollouts", True),
-)
 
 RESOURCE: dict[SourceKind, str] = {"configmap": "configmaps", "secret": "secrets"}
 NOT_SNAPSHOTS = f"{labels.MANAGED_BY}!={labels.MANAGER}"
@@ -141,6 +117,7 @@ class RollOnChangeController:
         events: ClusterEvents,
         metrics: ControllerMetrics,
         key_source: Callable[[], bytes | None],
+        kinds: Iterable[WorkloadKind],
         timing: Timing,
         own_namespace: str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -151,6 +128,7 @@ class RollOnChangeController:
         self._metrics = metrics
         self._key_source = key_source
         self._key: bytes | None = None
+        self._kinds = rollable(kinds)
         self._timing = timing
         self._own_namespace = own_namespace
         self._clock = clock
@@ -208,9 +186,9 @@ class RollOnChangeController:
         return found
 
     def _workloads(self, namespaces: Mapping[str, Mapping[str, Any]]) -> Iterator[Workload]:
-        for kind in WORKLOAD_KINDS:
+        for kind in self._kinds:
             try:
-                for obj in list_pages(self._api, kind.collection):
+                for obj in list_pages(self._api, _collection(kind)):
                     workload = _opted_in_workload(kind, obj, namespaces)
                     if workload is not None:
                         yield workload
@@ -220,7 +198,7 @@ class RollOnChangeController:
 
     def _replica_set_records(self, namespace: str, workloads: list[Workload]) -> dict[str, Record]:
         """Per owner uid, the newest record among the ReplicaSets it controls."""
-        if not any(w.kind.has_replicasets for w in workloads):
+        if not any(w.kind.rollbacks == Rollbacks.REPLICA_SETS for w in workloads):
             return {}
         records: dict[str, Record] = {}
         path = f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/replicasets"
@@ -279,7 +257,8 @@ class RollOnChangeController:
             return
         new_record = next_record(workload.tracked, record, current)
         if not self._patch(
-            workload, roll_patch(workload.resource_version, new_record, self._stamp(workload))
+            workload,
+            roll_patch(workload.kind, workload.resource_version, new_record, self._stamp(workload)),
         ):
             return
         self._debounce.forget(workload.uid)
@@ -300,7 +279,9 @@ class RollOnChangeController:
         """A record without a rollout: the template already pins the current content, which
         is now what the workload has been rolled for, so that a later undo stays."""
         new_record = next_record(workload.tracked, record, current)
-        if self._patch(workload, roll_patch(workload.resource_version, new_record, None)):
+        if self._patch(
+            workload, roll_patch(workload.kind, workload.resource_version, new_record, None)
+        ):
             report.adopted += 1
 
     def _patch(self, workload: Workload, body: Mapping[str, Any]) -> bool:
@@ -309,7 +290,7 @@ class RollOnChangeController:
         try:
             self._api.request(
                 "PATCH",
-                workload.kind.path(workload.namespace, workload.name),
+                _object_path(workload.kind, workload.namespace, workload.name),
                 body,
                 "application/merge-patch+json",
             )
@@ -329,6 +310,17 @@ class RollOnChangeController:
         return stamp
 
 
+def _collection(kind: WorkloadKind, namespace: str | None = None) -> str:
+    prefix = f"/apis/{kind.api_version}" if kind.group else f"/api/{kind.version}"
+    if namespace is None:
+        return f"{prefix}/{kind.resource}"
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{kind.resource}"
+
+
+def _object_path(kind: WorkloadKind, namespace: str, name: str) -> str:
+    return f"{_collection(kind, namespace)}/{quote(name, safe='')}"
+
+
 def _opted_in_workload(
     kind: WorkloadKind, obj: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, Any]]
 ) -> Workload | None:
@@ -338,7 +330,7 @@ def _opted_in_workload(
         return None
     if not opted_in(meta, namespaces[namespace]):
         return None
-    template = (obj.get("spec") or {}).get("template") or {}
+    template = template_of(kind, obj)
     template_meta = template.get("metadata") or {}
     if scope.opted_out(meta, template_meta):
         return None

@@ -26,7 +26,9 @@ from typing import Any
 from app.domain import labels, scope
 from app.domain.naming import DIGEST_LENGTH
 from app.domain.pinning import parse_pins
+from app.domain.pointer import resolve
 from app.domain.references import find_references
+from app.domain.workloads import WorkloadKind
 
 ROLLOUT_ON_CHANGE = "configpin.io/rollout-on-change"
 ROLLED_FOR = "configpin.io/rolled-for"
@@ -49,6 +51,17 @@ class Record:
         return json.dumps(
             {"n": self.n, "sources": dict(sorted(self.sources.items()))}, separators=(",", ":")
         )
+
+
+def rollable(kinds: Iterable[WorkloadKind]) -> list[WorkloadKind]:
+    """The kinds of the workload table a rollout applies to: a pod template in the object,
+    pinned again when it changes (Deployments, StatefulSets, DaemonSets, Rollouts...)."""
+    return [k for k in kinds if "UPDATE" in k.operations and not k.is_pod]
+
+
+def template_of(kind: WorkloadKind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    found = resolve(obj, kind.template)
+    return found if isinstance(found, Mapping) else {}
 
 
 def _annotations(metadata: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -161,7 +174,9 @@ def next_record(tracked: Digests, record: Record | None, current: Digests) -> Re
     return Record((record.n + 1) if record else 1, sources)
 
 
-def roll_patch(resource_version: str, record: Record, restarted_at: str | None) -> dict[str, Any]:
+def roll_patch(
+    kind: WorkloadKind, resource_version: str, record: Record, restarted_at: str | None
+) -> dict[str, Any]:
     """A merge patch: the record, and (for a rollout) `restartedAt` in the template, as
     `kubectl rollout restart` writes it. The resourceVersion makes it conditional: a
     workload changed since it was read (another writer, an undo) is read again first."""
@@ -172,7 +187,10 @@ def roll_patch(resource_version: str, record: Record, restarted_at: str | None) 
         }
     }
     if restarted_at is not None:
-        patch["spec"] = {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}
+        node: dict[str, Any] = {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}
+        for segment in reversed(kind.template.split("/")[1:]):
+            node = {segment.replace("~1", "/").replace("~0", "~"): node}
+        patch |= node
     return patch
 
 
