@@ -2,13 +2,13 @@
 Argo Rollout (blue-green, activeService and previewService, no auto-promotion) on Secret `db`
 and ConfigMap `app-config`, opted in to roll-on-change."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.domain.lifecycle import referenced_names
 from app.kube.api import RawApi
-from devkit.kubeobjects import b64, get, items
+from devkit.kubeobjects import b64, eventually, get, items
 
 APP = "web"
 SOURCES = frozenset({"db", "app-config"})
@@ -120,7 +120,7 @@ class Revision:
         return all(names == self.snapshots for names in self.pods.values())
 
 
-def _app_references(obj: Mapping[str, Any]) -> frozenset[str]:
+def app_references(obj: Mapping[str, Any]) -> frozenset[str]:
     """The `kind/name` of every reference to the story's sources or their snapshots."""
     return frozenset(
         f"{kind}/{name}"
@@ -154,9 +154,9 @@ def revisions(api: RawApi, namespace: str) -> dict[str, Revision]:
         result[role] = Revision(
             hash=pod_hash,
             image=template["spec"]["containers"][0]["image"],
-            snapshots=_app_references(template),
+            snapshots=app_references(template),
             pods={
-                p["metadata"]["name"]: _app_references(p)
+                p["metadata"]["name"]: app_references(p)
                 for p in pods
                 if p["metadata"]["labels"].get(HASH_LABEL) == pod_hash
             },
@@ -169,5 +169,25 @@ def live_references(api: RawApi, namespace: str) -> list[str]:
     return sorted(
         p["metadata"]["name"]
         for p in items(api, "v1", "Pod", namespace, f"app={APP}")
-        if any(ref.split("/", 1)[1] in SOURCES for ref in _app_references(p))
+        if any(ref.split("/", 1)[1] in SOURCES for ref in app_references(p))
     )
+
+
+def settled(
+    api: RawApi,
+    namespace: str,
+    preview: bool,
+    replicas: int = 2,
+    ready: Callable[[dict[str, Revision]], bool] = lambda found: True,
+    what: str = "the Rollout's Pods",
+) -> dict[str, Revision]:
+    """Wait until there is a preview revision or not, as asked, every revision has all its
+    Pods, and `ready` holds."""
+
+    def complete() -> dict[str, Revision] | None:
+        found = revisions(api, namespace)
+        if ("preview" in found) != preview or any(len(r.pods) != replicas for r in found.values()):
+            return None
+        return found if ready(found) else None
+
+    return eventually(complete, timeout=180, what=what)

@@ -9,16 +9,16 @@ snapshots, every preview Pod the preview's, and no Pod references a live source.
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from app.kube.api import RawApi
 from devkit import bluegreen
-from devkit.bluegreen import Revision, live_references, revisions
+from devkit.bluegreen import Revision, live_references, settled
 from devkit.controllerproc import ControllerGroup, controller_identity, roll_on_change_env
 from devkit.kubectl import kubectl
-from devkit.kubeobjects import b64, eventually
+from devkit.kubeobjects import b64
 from devkit.localwebhook import Webhook
 from tests.e2e.conftest import Namespaces
 
@@ -52,24 +52,22 @@ def argo(kubeconfig: str, namespace: str, *args: str) -> str:
     return kubectl(kubeconfig, "argo", "rollouts", "-n", namespace, *args, timeout=180).stdout
 
 
-def settled(admin: RawApi, namespace: str, preview: bool) -> dict[str, Revision]:
-    """Wait until the active (and preview) ReplicaSets have all their Pods, then check that
-    each Pod runs with exactly its revision's snapshots and none with a live source."""
-
-    def complete() -> dict[str, Revision] | None:
-        found = revisions(admin, namespace)
-        if ("preview" in found) != preview:
-            return None
-        if any(len(r.pods) != REPLICAS for r in found.values()):
-            return None
-        return found
-
-    found = eventually(complete, timeout=180, what=f"the rollout (preview: {preview})")
+def checked(admin: RawApi, namespace: str, found: dict[str, Revision]) -> dict[str, Revision]:
+    """Each Pod runs with exactly its revision's snapshots, none with a live source."""
     for role, revision in found.items():
         assert revision.pods_agree(), f"{role} Pods differ from their ReplicaSet: {revision}"
         assert {r.split("/")[0] for r in revision.snapshots} == {"secret", "configmap"}
     assert live_references(admin, namespace) == []
     return found
+
+
+def step(
+    admin: RawApi,
+    namespace: str,
+    preview: bool,
+    ready: Callable[[dict[str, Revision]], bool] = lambda found: True,
+) -> dict[str, Revision]:
+    return checked(admin, namespace, settled(admin, namespace, preview, REPLICAS, ready))
 
 
 def secret_of(revision: Revision) -> str:
@@ -89,14 +87,14 @@ def test_blue_green_with_roll_on_change(
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=manifest)
     argo(admin_kubeconfig, ns, "status", bluegreen.APP, "--timeout", "150s")
-    v1 = settled(admin, ns, preview=False)["active"]
+    v1 = step(admin, ns, False)["active"]
 
     # The Secret is edited: the rollout starts by itself, preview on the new snapshot.
     kubectl(
         admin_kubeconfig, "-n", ns, "patch", "secret", "db", "--type=merge",
         "-p", json.dumps({"data": {"DB_PASSWORD": b64("pw-2")}}),
     )  # fmt: skip
-    both = settled(admin, ns, preview=True)
+    both = step(admin, ns, True)
     v2 = both["preview"]
     assert both["active"] == v1
     assert secret_of(v2) != secret_of(v1) and config_of(v2) == config_of(v1)
@@ -104,23 +102,12 @@ def test_blue_green_with_roll_on_change(
     # An active Pod deleted comes back on the old snapshot.
     victim = sorted(v1.pods)[0]
     kubectl(admin_kubeconfig, "-n", ns, "delete", "pod", victim, "--wait=false")
-    replaced = eventually(
-        lambda: (
-            (found := settled(admin, ns, preview=True))["active"].pods.keys() != v1.pods.keys()
-            and found
-        ),
-        timeout=120,
-        what="the deleted active Pod to be replaced",
-    )
+    replaced = step(admin, ns, True, lambda found: victim not in found["active"].pods)
     assert victim not in replaced["active"].pods
     assert replaced["active"].snapshots == v1.snapshots and replaced["preview"] == v2
 
     argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
-    promoted = eventually(
-        lambda: (found := settled(admin, ns, preview=False))["active"].hash == v2.hash and found,
-        timeout=120,
-        what="the promotion",
-    )
+    promoted = step(admin, ns, False, lambda found: found["active"].hash == v2.hash)
     assert promoted["active"].snapshots == v2.snapshots
 
     # A bad config and a new image, together: one new revision with both.
@@ -129,26 +116,18 @@ def test_blue_green_with_roll_on_change(
         "-p", json.dumps({"data": {"mode": "bad"}}),
     )  # fmt: skip
     argo(admin_kubeconfig, ns, "set", "image", bluegreen.APP, f"{bluegreen.APP}={V2}")
-    v3 = settled(admin, ns, preview=True)["preview"]
+    v3 = step(admin, ns, True)["preview"]
     assert v3.image == V2 and config_of(v3) != config_of(v2) and secret_of(v3) == secret_of(v2)
     argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
-    eventually(
-        lambda: settled(admin, ns, preview=False)["active"].hash == v3.hash,
-        timeout=120,
-        what="the bad version to be promoted",
-    )
+    step(admin, ns, False, lambda found: found["active"].hash == v3.hash)
 
     # Undo brings back the previous code and config, and it stays.
     argo(admin_kubeconfig, ns, "undo", bluegreen.APP)
-    undone = settled(admin, ns, preview=True)["preview"]
+    undone = step(admin, ns, True)["preview"]
     assert undone.image == V1 and undone.snapshots == v2.snapshots
     argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
-    back = eventually(
-        lambda: (found := settled(admin, ns, preview=False))["active"].image == V1 and found,
-        timeout=120,
-        what="the undone version to be promoted",
-    )
+    back = step(admin, ns, False, lambda found: found["active"].image == V1)
     assert back["active"].snapshots == v2.snapshots
     time.sleep(DEBOUNCE + 4)
-    after = settled(admin, ns, preview=False)
+    after = step(admin, ns, False)
     assert after["active"].snapshots == v2.snapshots, "the undo was rolled forward"
