@@ -273,7 +273,6 @@ def _roll_on_change(
     """The roll-on-change loop, run beside the lifecycle one under the same Lease. It names
     content with the webhook's HMAC key: the key file, or the Secret the webhook creates."""
     from app.controller.rollonchange import RollOnChangeController, Timing
-    from app.domain.workloads import Workloads
     from app.kube.events import ClusterEvents
     from app.kube.keys import read_hmac_key
 
@@ -296,7 +295,7 @@ def _roll_on_change(
         ClusterEvents(api),
         metrics,
         key_source,
-        Workloads(),
+        settings.workloads(),
         Timing(
             resync_seconds=settings.rollout_resync_seconds,
             debounce_seconds=settings.rollout_debounce_seconds,

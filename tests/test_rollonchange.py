@@ -22,7 +22,7 @@ from app.domain.rollonchange import (
     rollable,
     tracked_sources,
 )
-from app.domain.workloads import DEPLOYMENT, POD, REPLICA_SET, Workloads
+from app.domain.workloads import DEPLOYMENT, Workloads
 
 OPT_IN = {"annotations": {"configpin.io/rollout-on-change": "true"}}
 
@@ -183,6 +183,9 @@ def test_rate_limit_per_namespace() -> None:
 
 
 def test_rollable_kinds_come_from_the_workload_table() -> None:
-    kinds = rollable(Workloads())
-    assert DEPLOYMENT in kinds
-    assert POD not in kinds and REPLICA_SET not in kinds  # never changed by a rollout
+    assert [k.kind for k in rollable(Workloads())] == [
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "Rollout",
+    ]  # not Pods, Jobs (an immutable template) nor ReplicaSets (a new template replaces no Pod)

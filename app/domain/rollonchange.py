@@ -56,7 +56,16 @@ class Record:
 def rollable(kinds: Iterable[WorkloadKind]) -> list[WorkloadKind]:
     """The kinds of the workload table a rollout applies to: a pod template in the object,
     pinned again when it changes (Deployments, StatefulSets, DaemonSets, Rollouts...)."""
-    return [k for k in kinds if "UPDATE" in k.operations and not k.is_pod]
+    return [
+        k
+        for k in kinds
+        if "UPDATE" in k.operations
+        and not k.is_pod
+        # A Job's template cannot change; a bare ReplicaSet does not replace its Pods when
+        # its template does.
+        and not k.template_immutable
+        and not k.unless_controlled
+    ]
 
 
 def template_of(kind: WorkloadKind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
