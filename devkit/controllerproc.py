@@ -121,7 +121,9 @@ class ControllerGroup:
     def stop_all(self) -> None:
         for controller in self.running:
             controller.stop()
-        self.running = []
+
+    def alive(self) -> list[Controller]:
+        return [c for c in self.running if c.process is not None]
 
 
 def roll_on_change_env(key_file: Path, debounce_seconds: float) -> dict[str, str]:

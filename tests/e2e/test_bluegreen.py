@@ -15,7 +15,7 @@ import pytest
 
 from app.kube.api import RawApi
 from devkit import bluegreen
-from devkit.bluegreen import Revision, live_references, settled
+from devkit.bluegreen import Revision, argo_rollouts, live_references, settled
 from devkit.controllerproc import ControllerGroup, controller_identity, roll_on_change_env
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64
@@ -46,10 +46,6 @@ def controllers(
         yield group
     finally:
         group.stop_all()
-
-
-def argo(kubeconfig: str, namespace: str, *args: str) -> str:
-    return kubectl(kubeconfig, "argo", "rollouts", "-n", namespace, *args, timeout=180).stdout
 
 
 def checked(admin: RawApi, namespace: str, found: dict[str, Revision]) -> dict[str, Revision]:
@@ -86,7 +82,7 @@ def test_blue_green_with_roll_on_change(
     objects.append(bluegreen.rollout(ns, V1, REPLICAS))
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=manifest)
-    argo(admin_kubeconfig, ns, "status", bluegreen.APP, "--timeout", "150s")
+    argo_rollouts(admin_kubeconfig, ns, "status", bluegreen.APP, "--timeout", "150s")
     v1 = step(admin, ns, False)["active"]
 
     # The Secret is edited: the rollout starts by itself, preview on the new snapshot.
@@ -106,7 +102,7 @@ def test_blue_green_with_roll_on_change(
     assert victim not in replaced["active"].pods
     assert replaced["active"].snapshots == v1.snapshots and replaced["preview"] == v2
 
-    argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
+    argo_rollouts(admin_kubeconfig, ns, "promote", bluegreen.APP)
     promoted = step(admin, ns, False, lambda found: found["active"].hash == v2.hash)
     assert promoted["active"].snapshots == v2.snapshots
 
@@ -115,17 +111,17 @@ def test_blue_green_with_roll_on_change(
         admin_kubeconfig, "-n", ns, "patch", "configmap", "app-config", "--type=merge",
         "-p", json.dumps({"data": {"mode": "bad"}}),
     )  # fmt: skip
-    argo(admin_kubeconfig, ns, "set", "image", bluegreen.APP, f"{bluegreen.APP}={V2}")
+    argo_rollouts(admin_kubeconfig, ns, "set", "image", bluegreen.APP, f"{bluegreen.APP}={V2}")
     v3 = step(admin, ns, True)["preview"]
     assert v3.image == V2 and config_of(v3) != config_of(v2) and secret_of(v3) == secret_of(v2)
-    argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
+    argo_rollouts(admin_kubeconfig, ns, "promote", bluegreen.APP)
     step(admin, ns, False, lambda found: found["active"].hash == v3.hash)
 
     # Undo brings back the previous code and config, and it stays.
-    argo(admin_kubeconfig, ns, "undo", bluegreen.APP)
+    argo_rollouts(admin_kubeconfig, ns, "undo", bluegreen.APP)
     undone = step(admin, ns, True)["preview"]
     assert undone.image == V1 and undone.snapshots == v2.snapshots
-    argo(admin_kubeconfig, ns, "promote", bluegreen.APP)
+    argo_rollouts(admin_kubeconfig, ns, "promote", bluegreen.APP)
     back = step(admin, ns, False, lambda found: found["active"].image == V1)
     assert back["active"].snapshots == v2.snapshots
     time.sleep(DEBOUNCE + 4)

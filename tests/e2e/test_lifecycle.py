@@ -17,7 +17,12 @@ import pytest
 from app.domain.lifecycle import FINALIZER
 from app.domain.pinning import parse_pins
 from app.kube.api import ApiError, RawApi
-from devkit.controllerproc import Controller, HookRunner, controller_identity, lease_holder
+from devkit.controllerproc import (
+    ControllerGroup,
+    HookRunner,
+    controller_identity,
+    lease_holder,
+)
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import (
     configmap,
@@ -36,36 +41,16 @@ GRACE_SECONDS = 6
 POLICY_API = "/apis/admissionregistration.k8s.io/v1"
 
 
-class Controllers:
-    """The controller processes of this module; one at the start."""
-
-    def __init__(self, kubeconfig: str, workdir: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.workdir = workdir
-        self.running: list[Controller] = []
-
-    def add(self, identity: str) -> Controller:
-        controller = Controller(
-            self.kubeconfig,
-            self.workdir,
-            identity,
-            {"CONFIGPIN_SWEEP_GRACE_SECONDS": str(GRACE_SECONDS)},
-        )
-        controller.start()
-        self.running.append(controller)
-        return controller
-
-    def stop_all(self) -> None:
-        for controller in self.running:
-            controller.stop()
-
-
 @pytest.fixture(scope="module")
 def controllers(
     admin: RawApi, admin_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Controllers]:
+) -> Iterator[ControllerGroup]:
     workdir = tmp_path_factory.mktemp("controller")
-    running = Controllers(controller_identity(admin, admin_kubeconfig, workdir), workdir)
+    running = ControllerGroup(
+        controller_identity(admin, admin_kubeconfig, workdir),
+        workdir,
+        {"CONFIGPIN_SWEEP_GRACE_SECONDS": str(GRACE_SECONDS)},
+    )
     running.add("controller-a")
     try:
         yield running
@@ -74,7 +59,7 @@ def controllers(
 
 
 @pytest.fixture
-def ns(namespaces: Namespaces, controllers: Controllers) -> str:
+def ns(namespaces: Namespaces, controllers: ControllerGroup) -> str:
     return namespaces.make()
 
 
@@ -445,7 +430,7 @@ def test_a_namespace_with_pinned_workloads_is_deleted_within_a_minute(
 
 
 def test_a_follower_takes_over_when_the_leader_is_killed(
-    admin: RawApi, controllers: Controllers, refusal: RefusalPolicy
+    admin: RawApi, controllers: ControllerGroup, refusal: RefusalPolicy
 ) -> None:
     ns = refusal.namespace
     controllers.add("controller-b")
@@ -482,7 +467,7 @@ def test_helm_uninstall_releases_every_snapshot_and_the_namespace_can_go(
     admin: RawApi,
     admin_kubeconfig: str,
     webhook: Webhook,
-    controllers: Controllers,
+    controllers: ControllerGroup,
     ns: str,
     tmp_path: Path,
 ) -> None:
