@@ -5,8 +5,9 @@ Each pass:
 
 1. namespaces (metadata only): which are opted in to pinning and to roll-on-change;
 2. every kind of the workload table whose template a rollout changes (Deployments,
-   StatefulSets, DaemonSets, Argo Rollouts...), page by page, keeping only the
-   opted-in ones' name, uid, resourceVersion, record and the digests their templates pin;
+   StatefulSets, DaemonSets, Argo Rollouts...), metadata only, then whole objects only in the
+   namespaces where one opted in, page by page, keeping only the opted-in ones' name, uid,
+   resourceVersion, record and the digests their templates pin;
 3. per namespace holding such a workload: its ReplicaSets (metadata only, for the records a
    `kubectl rollout undo` moved there) and its ConfigMaps and Secrets, keeping only the
    digest (HMAC under the cluster key, as the webhook names snapshots) of those referenced;
@@ -19,7 +20,8 @@ pass and never repeats one. The official client's watch neither re-lists on 410 
 off, and a watch of Secrets must hold their data (the digest needs it) or re-read each one.
 A pass holds one page of one list plus digests, and only reads sources in namespaces where a
 workload opted in. The price: a change is seen within one period (`rollout_resync_seconds`,
-3 s by default, shorter than the debounce), and each period lists the workload kinds.
+3 s by default, shorter than the debounce), and each period lists the workload kinds'
+metadata everywhere.
 """
 
 import datetime
@@ -186,12 +188,20 @@ class RollOnChangeController:
         return found
 
     def _workloads(self, namespaces: Mapping[str, Mapping[str, Any]]) -> Iterator[Workload]:
+        """The opted-in workloads. Whole objects (their templates) are listed only in the
+        namespaces where a metadata-only list found one: elsewhere a pass reads metadata."""
         for kind in self._kinds:
             try:
-                for obj in list_pages(self._api, _collection(kind)):
-                    workload = _opted_in_workload(kind, obj, namespaces)
-                    if workload is not None:
-                        yield workload
+                wanted = {
+                    meta.get("namespace", "")
+                    for item in list_pages(self._api, _collection(kind), metadata_only=True)
+                    if _may_roll(meta := item.get("metadata") or {}, namespaces)
+                }
+                for namespace in sorted(wanted):
+                    for obj in list_pages(self._api, _collection(kind, namespace)):
+                        workload = _opted_in_workload(kind, obj, namespaces)
+                        if workload is not None:
+                            yield workload
             except ApiError as error:
                 if error.status != 404:  # Argo Rollouts' API not served: nothing to roll
                     raise
@@ -321,15 +331,20 @@ def _object_path(kind: WorkloadKind, namespace: str, name: str) -> str:
     return f"{_collection(kind, namespace)}/{quote(name, safe='')}"
 
 
+def _may_roll(meta: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, Any]]) -> bool:
+    namespace = meta.get("namespace", "")
+    if namespace not in namespaces or meta.get("deletionTimestamp"):
+        return False
+    return opted_in(meta, namespaces[namespace])
+
+
 def _opted_in_workload(
     kind: WorkloadKind, obj: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, Any]]
 ) -> Workload | None:
     meta = obj.get("metadata") or {}
+    if not _may_roll(meta, namespaces):
+        return None
     namespace = meta.get("namespace", "")
-    if namespace not in namespaces or meta.get("deletionTimestamp"):
-        return None
-    if not opted_in(meta, namespaces[namespace]):
-        return None
     template = template_of(kind, obj)
     template_meta = template.get("metadata") or {}
     if scope.opted_out(meta, template_meta):
