@@ -122,18 +122,28 @@ class ControllerGroup:
         for controller in self.running:
             controller.stop()
 
+    def __enter__(self) -> "ControllerGroup":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop_all()
+
     def alive(self) -> list[Controller]:
         return [c for c in self.running if c.process is not None]
 
 
-def roll_on_change_env(key_file: Path, debounce_seconds: float) -> dict[str, str]:
-    """Settings for controllers that roll on change: the webhook's key, a pass every 0.5 s."""
-    return {
+def roll_on_change_group(
+    admin: RawApi, admin_kubeconfig: str, key_file: Path, workdir: Path, debounce_seconds: float
+) -> ControllerGroup:
+    """Controllers under the chart's controller identity that roll on change: the webhook's
+    key, a pass every 0.5 s."""
+    env = {
         "CONFIGPIN_HMAC_KEY_FILE": str(key_file),
         "CONFIGPIN_ROLLOUT_RESYNC_SECONDS": "0.5",
         "CONFIGPIN_ROLLOUT_DEBOUNCE_SECONDS": str(debounce_seconds),
         "CONFIGPIN_CONTROLLER_RESYNC_SECONDS": "5",
     }
+    return ControllerGroup(controller_identity(admin, admin_kubeconfig, workdir), workdir, env)
 
 
 def lease_holder(admin: RawApi) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 from app.kube.api import RawApi
 from devkit import bluegreen
 from devkit.bluegreen import Revision, argo_rollouts, live_references, settled
-from devkit.controllerproc import ControllerGroup, controller_identity, roll_on_change_env
+from devkit.controllerproc import ControllerGroup, roll_on_change_group
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64
 from devkit.localwebhook import Webhook
@@ -37,15 +37,10 @@ def controllers(
     if admin.get(f"/apis/{bluegreen.ROLLOUT_API}") is None:
         pytest.skip("the dev cluster serves no Argo Rollouts API (scripts/dev-cluster)")
     workdir = tmp_path_factory.mktemp("bluegreen")
-    kubeconfig = controller_identity(admin, admin_kubeconfig, workdir)
-    group = ControllerGroup(
-        kubeconfig, workdir, roll_on_change_env(webhook.certs / "hmac.key", DEBOUNCE)
-    )
-    group.add("bluegreen-a")
-    try:
+    key = webhook.certs / "hmac.key"
+    with roll_on_change_group(admin, admin_kubeconfig, key, workdir, DEBOUNCE) as group:
+        group.add("bluegreen-a")
         yield group
-    finally:
-        group.stop_all()
 
 
 def checked(admin: RawApi, namespace: str, found: dict[str, Revision]) -> dict[str, Revision]:

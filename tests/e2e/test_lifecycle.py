@@ -46,16 +46,13 @@ def controllers(
     admin: RawApi, admin_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerGroup]:
     workdir = tmp_path_factory.mktemp("controller")
-    running = ControllerGroup(
+    with ControllerGroup(
         controller_identity(admin, admin_kubeconfig, workdir),
         workdir,
         {"CONFIGPIN_SWEEP_GRACE_SECONDS": str(GRACE_SECONDS)},
-    )
-    running.add("controller-a")
-    try:
-        yield running
-    finally:
-        running.stop_all()
+    ) as group:
+        group.add("controller-a")
+        yield group
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from app.domain.pinning import parse_pins
 from app.domain.rollonchange import RESTARTED_AT, ROLLED_FOR, parse_record
 from app.kube.api import RawApi
-from devkit.controllerproc import ControllerGroup, controller_identity, roll_on_change_env
+from devkit.controllerproc import ControllerGroup, roll_on_change_group
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64, eventually, get, items
 from devkit.localwebhook import Webhook
@@ -34,14 +34,10 @@ def controllers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControllerGroup]:
     workdir = tmp_path_factory.mktemp("rollonchange")
-    kubeconfig = controller_identity(admin, admin_kubeconfig, workdir)
-    env = roll_on_change_env(webhook.certs / "hmac.key", DEBOUNCE)
-    running = ControllerGroup(kubeconfig, workdir, env)
-    running.add("roller-a")
-    try:
-        yield running
-    finally:
-        running.stop_all()
+    key = webhook.certs / "hmac.key"
+    with roll_on_change_group(admin, admin_kubeconfig, key, workdir, DEBOUNCE) as group:
+        group.add("roller-a")
+        yield group
 
 
 @pytest.fixture
