@@ -93,6 +93,26 @@ def eventually(check: Callable[[], T | None], timeout: float = 60, what: str = "
         time.sleep(0.2)
 
 
+def create_namespace(
+    api: RawApi, name: str, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Create a Namespace and wait for its `default` ServiceAccount, as a user's tooling
+    does: until the controller has made it, the ServiceAccount admission plugin refuses
+    every Pod that names no other account."""
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": dict(labels or {})},
+    }
+    create(api, obj)
+    eventually(
+        lambda: get(api, "v1", "ServiceAccount", name, "default"),
+        timeout=30,
+        what=f"the default ServiceAccount of namespace {name}",
+    )
+    return obj
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

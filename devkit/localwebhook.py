@@ -18,7 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.kube.api import RawApi
-from devkit.kubeobjects import create, delete, eventually, get
+from devkit.kubeobjects import create, create_namespace, delete, eventually, get
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_NAMESPACE = "configpin-system"
@@ -56,9 +56,7 @@ def webhook_identity(
     """A kubeconfig holding a token of the chart's ServiceAccount, bound to the chart's RBAC:
     configpin runs with exactly what it will have in a cluster."""
     if get(admin, "v1", "Namespace", None, SYSTEM_NAMESPACE) is None:
-        create(
-            admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}
-        )
+        create_namespace(admin, SYSTEM_NAMESPACE)
     values = chart_values or ("tls.mode=cert-manager",)
     for obj in helm_template(
         *values, show_only=["templates/serviceaccount.yaml", "templates/rbac.yaml"]

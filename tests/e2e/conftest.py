@@ -10,7 +10,7 @@ import pytest
 
 from app.kube.api import RawApi, connect
 from devkit.devcluster import ensure_cluster, teardown_cluster
-from devkit.kubeobjects import create, delete
+from devkit.kubeobjects import create_namespace, delete
 from devkit.localwebhook import Webhook, webhook_identity
 
 
@@ -64,13 +64,7 @@ class Namespaces:
     def make(self, opted_in: bool = True) -> str:
         name = f"e2e-{os.getpid()}-{time.monotonic_ns() % 10**8}"
         labels = {"configpin.io/inject": "enabled"} if opted_in else {}
-        obj = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name, "labels": labels},
-        }
-        create(self.admin, obj)
-        self.made.append(obj)
+        self.made.append(create_namespace(self.admin, name, labels))
         return name
 
 
