@@ -57,10 +57,13 @@ class TestNaming:
         assert digest != content_digest(KEY, "configmap", configmap(data={"a": "2"}))
         assert digest != content_digest(KEY, "secret", source)
 
-    def test_digest_ignores_metadata_but_not_type_or_binary_data(self) -> None:
-        renamed = configmap("other")
-        renamed["metadata"]["labels"] = {}
-        assert content_digest(KEY, "configmap", renamed) == content_digest(
+    def test_digest_ignores_labels_annotations_and_versions_but_not_type_or_binary_data(
+        self,
+    ) -> None:
+        relabelled = configmap()
+        relabelled["metadata"] |= {"labels": {}, "annotations": {}, "uid": "u-2"}
+        relabelled["metadata"]["resourceVersion"] = "43"
+        assert content_digest(KEY, "configmap", relabelled) == content_digest(
             KEY, "configmap", configmap()
         )
         secret = {"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "MQ=="}}
@@ -70,6 +73,15 @@ class TestNaming:
         assert content_digest(KEY, "configmap", binary) != content_digest(
             KEY, "configmap", configmap()
         )
+
+    def test_the_same_content_in_two_sources_gives_unrelated_digests(self) -> None:
+        # dev/db and prod/db-prod holding the same password: equal digests would let anyone
+        # who can create a Secret test a guess against another source's name.
+        dev = {"metadata": {"name": "db", "namespace": "dev"}, "data": {"pw": "MQ=="}}
+        prod = {"metadata": {"name": "db-prod", "namespace": "prod"}, "data": {"pw": "MQ=="}}
+        other_namespace = {**dev, "metadata": {"name": "db", "namespace": "prod"}}
+        digests = {content_digest(KEY, "secret", s) for s in (dev, prod, other_namespace)}
+        assert len(digests) == 3
 
     def test_empty_and_absent_data_are_the_same_content(self) -> None:
         assert content_digest(KEY, "configmap", {"data": {}}) == content_digest(

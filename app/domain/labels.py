@@ -18,6 +18,10 @@ SOURCE_RESOURCE_VERSION = "configpin.io/source-resource-version"
 # Finalizer on every snapshot: released once nothing may run with it (app/domain/lifecycle.py).
 IN_USE_FINALIZER = "configpin.io/in-use"
 
+# Selects snapshots and nothing else configpin makes (the HMAC key and TLS Secrets carry
+# the managed-by label only): `kubectl get cm,secret -l <this>`.
+SNAPSHOT_SELECTOR = f"{MANAGED_BY}={MANAGER},{DIGEST}"
+
 NEVER_TOUCHED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -33,18 +33,24 @@ def check_key(key: bytes) -> bytes:
     return key
 
 
-def content_digest(key: bytes, kind: SourceKind, source: Mapping[str, Any]) -> str:
-    """The digest of a source's pinned content: kind, type (Secrets), data and binaryData."""
+def content_digest(
+    key: bytes, kind: SourceKind, source: Mapping[str, Any], *, bound: bool = True
+) -> str:
+    """The digest of a source's pinned content (kind, type for Secrets, data, binaryData),
+    bound to its namespace and name: the same password in `dev/db` and `prod/db-prod` gives
+    two unrelated names, so a name reveals no equality across sources. `bound=False` is the
+    digest of snapshots made before names were bound, still recognised as configpin's."""
+    metadata = source.get("metadata") or {}
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "type": (source.get("type") or "") if kind == "secret" else "",
+        "data": source.get("data") or {},
+        "binaryData": source.get("binaryData") or {},
+    }
+    if bound:
+        fields |= {"namespace": metadata.get("namespace") or "", "name": metadata.get("name") or ""}
     canonical = json.dumps(
-        {
-            "kind": kind,
-            "type": (source.get("type") or "") if kind == "secret" else "",
-            "data": source.get("data") or {},
-            "binaryData": source.get("binaryData") or {},
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")
     number = int.from_bytes(hmac.new(key, canonical, hashlib.sha256).digest(), "big")
     chars = []

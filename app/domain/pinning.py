@@ -40,7 +40,9 @@ def snapshot_sources(*all_pins: Pins) -> dict[tuple[SourceKind, str], str]:
     for pins in all_pins:
         for source_key, snapshot in pins.items():
             kind, _, source = source_key.partition("/")
-            if kind in ("configmap", "secret") and source:
+            # A key is written by whoever wrote the template: its source part must be a
+            # name the API would accept, never a path.
+            if kind in ("configmap", "secret") and labels.is_object_name(source):
                 mapping[(kind, snapshot)] = source  # type: ignore[index]
     return mapping
 

@@ -7,7 +7,7 @@ the Kubernetes client's models and fails when the PodSpec grows a field in neith
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from app.domain.pointer import escape
@@ -64,11 +64,44 @@ class Reference:
     live_by_default: bool
 
 
+# The projected volume the ServiceAccount admission plugin adds to every Pod (the token, the
+# cluster CA `kube-root-ca.crt`, the namespace): platform data, live as a whole, so that a
+# CA rotation reaches running Pods.
+SERVICE_ACCOUNT_VOLUME_PREFIX = "kube-api-access-"
+
+
 def find_references(pod_spec: Mapping[str, Any], base: str) -> list[Reference]:
     """All references in `pod_spec`, whose own pointer is `base`, in a stable order."""
     found: list[Reference] = []
     _walk(pod_spec, _FIELD_TREE, base, found)
-    return found
+    platform = _service_account_volumes(pod_spec, base)
+    if not platform:
+        return found
+    return [
+        replace(ref, live_by_default=True) if ref.pointer.startswith(platform) else ref
+        for ref in found
+    ]
+
+
+def _service_account_volumes(pod_spec: Mapping[str, Any], base: str) -> tuple[str, ...]:
+    """Pointer prefixes of the service-account token volumes (`kube-api-access-*`)."""
+    volumes = pod_spec.get("volumes")
+    if not isinstance(volumes, list):
+        return ()
+    prefixes = []
+    for index, volume in enumerate(volumes):
+        if not isinstance(volume, Mapping):
+            continue
+        name, projected = volume.get("name"), volume.get("projected")
+        sources = projected.get("sources") if isinstance(projected, Mapping) else None
+        if (
+            isinstance(name, str)
+            and name.startswith(SERVICE_ACCOUNT_VOLUME_PREFIX)
+            and isinstance(sources, list)
+            and any(isinstance(s, Mapping) and "serviceAccountToken" in s for s in sources)
+        ):
+            prefixes.append(f"{base}/volumes/{index}/")
+    return tuple(prefixes)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,17 @@ LIVE_SECRET_TYPES = frozenset(
     }
 )
 
+# ConfigMaps the platform publishes into every namespace and rewrites itself: the cluster
+# CA (kube-root-ca.crt), Istio's and OpenShift's CA bundles. `CONFIGPIN_LIVE_SOURCES` adds more.
+LIVE_SOURCE_NAMES = frozenset(
+    {
+        "configmap/kube-root-ca.crt",
+        "configmap/istio-ca-root-cert",
+        "configmap/openshift-service-ca.crt",
+    }
+)
+CERT_MANAGER_CERTIFICATE = "cert-manager.io/certificate-name"
+
 
 def namespace_never_touched(namespace: str, own_namespace: str | None) -> bool:
     return namespace in labels.NEVER_TOUCHED_NAMESPACES or namespace == own_namespace
@@ -56,7 +67,17 @@ def parse_live(value: object) -> Iterable[str]:
 
 
 def source_stays_live(source: Mapping[str, Any], kind: str) -> bool:
-    """A source opted out by annotation, or a Secret type the platform itself consumes."""
-    if opted_out(source.get("metadata")):
+    """A source opted out by annotation, a Secret type the platform itself consumes, a
+    certificate cert-manager renews, or anything a controller owns: a controller rewrites
+    it and expects the Pods to follow."""
+    metadata = source.get("metadata") or {}
+    if opted_out(metadata):
         return True
-    return kind == "secret" and source.get("type") in LIVE_SECRET_TYPES
+    owners = metadata.get("ownerReferences") or []
+    if any(isinstance(o, Mapping) and o.get("controller") is True for o in owners):
+        return True
+    if kind != "secret":
+        return False
+    return source.get("type") in LIVE_SECRET_TYPES or CERT_MANAGER_CERTIFICATE in _annotations(
+        metadata
+    )

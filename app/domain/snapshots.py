@@ -49,9 +49,28 @@ def build_snapshot(key: bytes, kind: SourceKind, source: Mapping[str, Any]) -> d
     return snapshot
 
 
-def snapshot_digest(obj: Mapping[str, Any]) -> str | None:
-    value = ((obj.get("metadata") or {}).get("labels") or {}).get(labels.DIGEST)
-    return value if isinstance(value, str) else None
+def verified_source(
+    obj: Mapping[str, Any], kind: SourceKind, namespace: str, key: bytes
+) -> str | None:
+    """The source `obj` is a snapshot of, when it really is one: labelled as configpin's,
+    immutable, of the right kind, and named after the digest of its own content recomputed
+    under the key for that source in `namespace`. None for anything else: labels and
+    annotations can be written by anyone, only the key proves the name."""
+    source = source_name_of(obj)
+    if (
+        source is None
+        or not labels.is_object_name(source)
+        or not is_snapshot(obj)
+        or obj.get("kind") != API_KIND[kind]
+        or obj.get("immutable") is not True
+    ):
+        return None
+    as_source = {**obj, "metadata": {"namespace": namespace, "name": source}}
+    name = (obj.get("metadata") or {}).get("name")
+    for bound in (True, False):
+        if name == snapshot_name(source, content_digest(key, kind, as_source, bound=bound)):
+            return source
+    return None
 
 
 def source_name_of(snapshot: Mapping[str, Any]) -> str | None:
