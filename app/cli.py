@@ -144,6 +144,7 @@ def _certs(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.admission.pinner import Policy
     from app.admission.service import Admission
+    from app.domain import scope
     from app.kube.api import connect
     from app.kube.events import ClusterEvents
     from app.kube.keys import ensure_hmac_key
@@ -175,6 +176,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         pod_failure=settings.pod_failure,
         missing_source=settings.missing_source,
         kinds=settings.workloads(),
+        live_sources=scope.LIVE_SOURCE_NAMES | frozenset(scope.parse_live(settings.live_sources)),
+        max_sources=settings.max_sources,
+        review_seconds=settings.review_deadline_seconds,
     )
     admission = Admission(ClusterSources(api), policy, metrics, ClusterEvents(api))
     cert_file, key_file = _serving_files(args, settings, api)

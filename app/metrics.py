@@ -56,6 +56,12 @@ class Metrics:
             ["owner_kind"],
             registry=self.registry,
         )
+        self.unpinned = Counter(
+            "configpin_unpinned_references",
+            "References admitted unpinned because their required source does not exist.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.bad_requests = Counter(
             "configpin_bad_requests",
             "Requests refused before review: too large, wrong content type, malformed.",

@@ -102,16 +102,16 @@ class ManifestSources:
         return self._objects.get((namespace, kind, name))
 
     def revision_templates(
-        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, selector: str
     ) -> list[Mapping[str, Any]]:
         return []  # manifests have no history: render only ever sees a CREATE
 
-    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> Mapping[str, Any] | None:
         key = _key(snapshot, SOURCE_KIND[snapshot["kind"]])
-        if key in self._objects or key in self.created:
-            return False
-        self.created[key] = snapshot
-        return True
+        existing = self._objects.get(key) or self.created.get(key)
+        if existing is None:
+            self.created[key] = snapshot
+        return existing
 
 
 def render(documents: list[Any], key: bytes, kinds: Workloads | None = None) -> list[Any]:
@@ -160,12 +160,14 @@ def _key(doc: Mapping[str, Any], kind: SourceKind) -> tuple[str, SourceKind, str
 
 
 def _as_stored(doc: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The object as the API server would store it: a Secret's stringData is folded into
-    data, base64-encoded, and its type defaults to Opaque, so snapshot names match the
-    cluster's."""
-    if doc.get("kind") != "Secret":
-        return doc
+    """The object as the API server would store it: in its namespace, a Secret's stringData
+    folded into data, base64-encoded, and its type defaulting to Opaque, so snapshot names
+    match the cluster's."""
     stored = copy.deepcopy(dict(doc))
+    metadata = stored["metadata"] = dict(stored.get("metadata") or {})
+    metadata["namespace"] = metadata.get("namespace") or DEFAULT_NAMESPACE
+    if doc.get("kind") != "Secret":
+        return stored
     stored["type"] = stored.get("type") or "Opaque"
     data = dict(stored.get("data") or {})
     for name, value in (stored.pop("stringData", None) or {}).items():

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     pod_failure: OnFailure = OnFailure.ALLOW
     missing_source: OnMissing = OnMissing.WARN
     api_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # "configmap/NAME,secret/NAME": stay live everywhere, beside the built-in platform names.
+    live_sources: str = ""
+    max_sources: int = Field(default=100, gt=0)  # distinct sources per review
+    # No API call starts after this; with one call's timeout on top it stays inside the
+    # webhook's 10 s timeout.
+    review_deadline_seconds: float = Field(default=5.0, gt=0, le=9)
     log_level: str = "INFO"
     kubeconfig: Path | None = None
     # CONFIGPIN_CUSTOM_KINDS, JSON: [{"group": "argoproj.io", "version": "v1alpha1", ...}]

@@ -14,14 +14,15 @@ tests that talk to Kubernetes talk to the real control plane.
     sources.created  # snapshots created, in order (a dry-run must leave this empty)
 
 A created snapshot is stored like any other object, so a later `read` finds it and a
-second `create_snapshot` of the same content returns False (create-or-get).
+second `create_snapshot` of the same content returns the existing object (create-or-get).
 
 Where the pinning sequence relies on how kube-apiserver answers, the fake answers the same:
 - a Secret is stored and read back with `data` only (`stringData` is merged into `data`,
   base64-encoded, as the API server does on write);
 - a name that is not a DNS subdomain is refused on create, as a 422 would be;
 - an object with `immutable: true` cannot have its content changed;
-- a name already held by something that is not the same snapshot is a conflict, not a reuse;
+- a name already held is answered with the object holding it (whether it may be reused is
+  the pinning sequence's decision, made with the key);
 - ReplicaSets and ControllerRevisions (`add` one, or list them in `from_json`'s objects)
   are returned by `revision_templates` only when their labels match the selector and the
   workload is their controller (`ownerReferences[].controller: true`), as ClusterSources
@@ -30,13 +31,14 @@ Where the pinning sequence relies on how kube-apiserver answers, the fake answer
 
 import base64
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from app.admission.sources import SourceUnavailableError
 from app.domain.labels import is_object_name
 from app.domain.references import SourceKind
-from app.domain.snapshots import SOURCE_KIND, is_snapshot, snapshot_digest, source_name_of
+from app.domain.snapshots import SOURCE_KIND, source_name_of
 from app.domain.workloads import Rollbacks
 
 Action = Literal["read", "create"]
@@ -61,7 +63,7 @@ class MemorySources:
         self.replica_sets: list[tuple[str, str, dict[str, Any]]] = []
         self.controller_revisions: list[tuple[str, str, dict[str, Any]]] = []
         self.revision_objects: list[dict[str, Any]] = []  # ReplicaSets, ControllerRevisions
-        self.revision_lookups: list[tuple[str, str, dict[str, str]]] = []  # each list call
+        self.revision_lookups: list[tuple[str, str, str]] = []  # each list call
         self._failures: set[tuple[Action, Key]] = set()
         for obj in objects:
             self.add(obj)
@@ -103,7 +105,7 @@ class MemorySources:
         found = self.objects.get(key)
         return copy.deepcopy(found) if found is not None else None
 
-    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> Mapping[str, Any] | None:
         key = _key(snapshot)
         namespace, kind, _ = key
         self._maybe_fail("create", (namespace, kind, source_name_of(snapshot) or ""))
@@ -113,19 +115,15 @@ class MemorySources:
             )
         existing = self.objects.get(key)
         if existing is not None:
-            if is_snapshot(existing) and snapshot_digest(existing) == snapshot_digest(snapshot):
-                return False
-            raise SourceUnavailableError(
-                "create snapshot", kind, namespace, key[2], "the name is taken by another object"
-            )
+            return copy.deepcopy(existing)
         self.objects[key] = _as_stored(snapshot)
         self.created.append(copy.deepcopy(dict(snapshot)))
-        return True
+        return None
 
     def revision_templates(
-        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, selector: str
     ) -> list[Mapping[str, Any]]:
-        self.revision_lookups.append((namespace, owner_uid, dict(match_labels)))
+        self.revision_lookups.append((namespace, owner_uid, selector))
         if kind == Rollbacks.NONE:
             return []
         api_kind = _REVISION_KINDS[kind]
@@ -141,7 +139,7 @@ class MemorySources:
             copy.deepcopy(_template_of(revision))
             for revision in revisions
             if revision["metadata"].get("namespace") == namespace
-            and _selected(revision["metadata"].get("labels") or {}, match_labels)
+            and _selected(revision["metadata"].get("labels") or {}, selector)
             and any(
                 owner.get("uid") == owner_uid and owner.get("controller") is True
                 for owner in revision["metadata"].get("ownerReferences") or []
@@ -194,9 +192,26 @@ def _as_stored(obj: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _selected(object_labels: Mapping[str, str], match_labels: Mapping[str, str]) -> bool:
-    """A `matchLabels` selector, as `?labelSelector=k=v,...` selects on the API server."""
-    return all(object_labels.get(k) == v for k, v in match_labels.items())
+def _selected(object_labels: Mapping[str, str], selector: str) -> bool:
+    """Whether the labels match a `labelSelector` query (`k=v`, `k in (a,b)`, `k notin (a)`,
+    `k`, `!k`, joined by commas), as the API server selects."""
+    for term in re.findall(r"[^,(]+(?:\([^)]*\))?", selector):
+        term = term.strip()
+        if match := re.fullmatch(r"(\S+) (in|notin) \((.*)\)", term):
+            key, operator, values = match.group(1), match.group(2), match.group(3).split(",")
+            found = key in object_labels and object_labels[key] in values
+            if found != (operator == "in"):
+                return False
+        elif "=" in term:
+            key, _, value = term.partition("=")
+            if object_labels.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in object_labels:
+                return False
+        elif term not in object_labels:
+            return False
+    return True
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

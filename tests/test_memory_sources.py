@@ -41,14 +41,13 @@ def test_an_invalid_name_is_refused() -> None:
         MemorySources().create_snapshot(snapshot)
 
 
-def test_create_or_get_reuses_only_the_same_snapshot() -> None:
+def test_create_or_get_hands_back_what_holds_the_name() -> None:
     source = config_map("ns", "c", {"k": "v"})
     snapshot = build_snapshot(KEY, "configmap", source)
     sources = MemorySources()
-    assert sources.create_snapshot(snapshot) is True
-    assert sources.create_snapshot(snapshot) is False
-    # The same name and digest label on an object configpin does not manage: not ours.
+    assert sources.create_snapshot(snapshot) is None
+    assert sources.create_snapshot(snapshot) == snapshot
+    # Whatever holds the name is handed back: the pinning sequence judges it with the key.
     foreign = copy.deepcopy(snapshot)
     del foreign["metadata"]["labels"]["app.kubernetes.io/managed-by"]
-    with pytest.raises(SourceUnavailableError, match="taken"):
-        MemorySources(objects=[foreign]).create_snapshot(snapshot)
+    assert MemorySources(objects=[foreign]).create_snapshot(snapshot) == foreign

@@ -137,13 +137,18 @@ class TestCreate:
         )
         assert outcome.created == 2
 
-    def test_second_review_of_the_output_changes_nothing_and_reads_nothing(self) -> None:
+    def test_second_review_of_the_output_changes_nothing_and_reads_only_its_pins(self) -> None:
         sources = world()
         _, patched = run(deployment(), sources)
         reads = len(sources.reads)
         again, _ = run(patched, sources)
-        assert again.patch == [] and again.result == "unchanged"
-        assert len(sources.reads) == reads
+        assert again.patch == [] and again.result == "unchanged" and again.created == 0
+        # A reinvocation cannot be told from a crafted request: each pin it brings is read
+        # once to prove it, the sources are not.
+        assert sorted(sources.reads[reads:]) == [
+            (NS, "configmap", snap(CONFIG)),
+            (NS, "secret", snap(DB)),
+        ]
 
     def test_each_source_is_read_once_per_review(self) -> None:
         sources = world()
@@ -236,13 +241,17 @@ class TestMissing:
         assert outcome.warnings == ()
         assert template_names(patched) == (snap(CONFIG), "db", snap(CONFIG))
 
-    def test_required_missing_source_admits_unchanged_with_a_warning(self) -> None:
+    def test_required_missing_source_is_left_as_written_and_the_rest_pinned(self) -> None:
         sources = world(CONFIG)
-        outcome, _ = run(deployment(), sources)
-        assert outcome.allowed and outcome.patch == [] and sources.created == []
+        outcome, patched = run(deployment(), sources)
+        assert outcome.allowed and outcome.result == "missing-source"
+        assert template_names(patched) == (snap(CONFIG), "db", snap(CONFIG))
+        assert pins_of(patched) == {"configmap/app-config": snap(CONFIG)}
         assert outcome.warnings == (
-            "configpin: not pinned, required source not found: secret shop/db",
+            "configpin: required source not found, left unpinned: secret shop/db",
         )
+        assert outcome.event == outcome.warnings[0] and outcome.event_reason == "SourceNotFound"
+        assert outcome.unpinned == 1
 
     def test_missing_source_can_deny(self) -> None:
         outcome, _ = run(

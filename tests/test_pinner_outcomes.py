@@ -163,7 +163,7 @@ class TestRollbackLookups:
         changed["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
         outcome, _ = run(changed, sources, old=stored)
         assert outcome.result == "pinned"
-        assert sources.revision_lookups == [(NS, "uid-1", {"app": "web"})]
+        assert sources.revision_lookups == [(NS, "uid-1", "app=web")]
 
     def test_a_replica_set_without_pod_template_hash_is_compared_too(self) -> None:
         # Adopted by the Deployment rather than made by it: no hash label to set aside.

@@ -403,16 +403,23 @@ def test_the_namespace_comes_from_the_object_when_the_request_has_none(webhook: 
     assert json.loads(base64.b64decode(answer["patch"]))  # pinned in `shop`
 
 
-def test_a_required_missing_secret_warns_naming_it_and_admits_unchanged(webhook: Webhook) -> None:
+def test_a_required_missing_secret_warns_naming_it_and_is_left_as_written(
+    webhook: Webhook,
+) -> None:
     obj = deployment(pod_spec(mounted="db-missing"))
 
     answer = webhook.answer(review(obj))
 
     assert answer["allowed"] is True
-    assert_no_patch(answer)
+    patched = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(answer["patch"])))
+    volume = patched["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["secret"]["secretName"] == "db-missing"
     assert len(answer["warnings"]) == 1
     assert "secret shop/db-missing" in answer["warnings"][0]
-    assert webhook.sources.created == []
+    assert [s["metadata"]["name"] for s in webhook.sources.created] == [
+        patched["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+    ]
+    assert 'configpin_unpinned_references_total{kind="Deployment"} 1.0' in webhook.metrics_text()
 
 
 def test_every_warning_fits_the_length_kubernetes_keeps(webhook: Webhook) -> None:

@@ -17,6 +17,8 @@ from app.domain.workloads import Workloads
 API_VERSION = "admission.k8s.io/v1"
 # Kubernetes truncates longer warnings; keep each one readable on a terminal line.
 MAX_WARNING_LENGTH = 120
+# Real Pods and Deployments nest about 20 levels deep, managedFields included.
+MAX_DEPTH = 100
 
 
 class BadReviewError(ValueError):
@@ -55,6 +57,10 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
         raise BadReviewError(f"the body is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
         raise BadReviewError("the body must be a JSON object (an AdmissionReview)")
+    if _deeper_than(raw, MAX_DEPTH):
+        # Copies, comparisons and patches of the object recurse: refuse what they could not
+        # handle (no Pod or Deployment comes near this depth).
+        raise BadReviewError(f"the body nests deeper than {MAX_DEPTH} levels")
     if raw.get("apiVersion") != API_VERSION or raw.get("kind") != "AdmissionReview":
         raise BadReviewError(f"expected kind AdmissionReview, apiVersion {API_VERSION}")
     request = raw.get("request")
@@ -92,6 +98,21 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
             dry_run=dry_run,
         )
     )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` levels, found level by level without
+    recursion, visiting containers only."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            below.extend(child for child in children if isinstance(child, dict | list))
+        if not below:
+            return False
+        level = below
+    return True
 
 
 def _string(fields: Mapping[str, Any], key: str, where: str, required: bool = False) -> str:

@@ -82,7 +82,9 @@ class Admission:
             )
             outcome = _internal_error(kind, self._policy)
         if outcome.event and self._events is not None and not request.dry_run:
-            self._events.warn(pin_request.namespace, request.object, "PinningFailed", outcome.event)
+            self._events.warn(
+                pin_request.namespace, request.object, outcome.event_reason, outcome.event
+            )
         seconds = time.perf_counter() - started
         self._record(kind.kind, outcome, seconds)
         # Reviews that change nothing (every Pod of a pinned ReplicaSet) are the bulk: one
@@ -123,6 +125,8 @@ class Admission:
             self._metrics.api_errors.labels(kind=kind).inc()
         if outcome.unpinned_owner is not None:
             self._metrics.unpinned_pods.labels(owner_kind=outcome.unpinned_owner).inc()
+        if outcome.unpinned:
+            self._metrics.unpinned.labels(kind=kind).inc(outcome.unpinned)
 
 
 def _where(error: BaseException) -> str:
@@ -137,7 +141,7 @@ def _internal_error(kind: WorkloadKind, policy: Policy) -> Outcome:
         return Outcome(
             "error",
             allowed=False,
-            denial="configpin failed (internal error); nothing was changed, retry the request",
+            denial="configpin failed (internal error); retry the request",
             status_code=500,
         )
     return Outcome("error", warnings=(f"configpin: internal error, {kind.kind} admitted unpinned",))

@@ -21,7 +21,8 @@ class SourceUnavailableError(Exception):
     detail: str
 
     def __str__(self) -> str:
-        return f"could not {self.action} {self.kind} {self.namespace}/{self.name}: {self.detail}"
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"could not {self.action} {self.kind} {where}: {self.detail}"
 
 
 class Sources(Protocol):
@@ -31,11 +32,13 @@ class Sources(Protocol):
     def read(self, namespace: str, kind: SourceKind, name: str) -> Mapping[str, Any] | None:
         """The current object, read-your-writes (no stale cache); None when absent."""
 
-    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
-        """Create-or-get. True when created, False when an identical one existed."""
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Create-or-get: None when created, else the object that already holds the name
+        (whether it may be reused is the caller's decision, made with the key)."""
 
     def revision_templates(
-        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, selector: str
     ) -> list[Mapping[str, Any]]:
         """The pod templates of the revisions (ReplicaSets or ControllerRevisions, as `kind`
-        says) that the workload `owner_uid` controls, among those its selector matches."""
+        says) that the workload `owner_uid` controls; `selector` (the workload's, as a
+        `labelSelector` query) narrows the listing."""

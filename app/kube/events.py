@@ -4,6 +4,7 @@ import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 
@@ -42,6 +43,6 @@ class ClusterEvents:
             "count": 1,
         }
         try:
-            self._api.create(f"/api/v1/namespaces/{namespace}/events", event)
+            self._api.create(f"/api/v1/namespaces/{quote(namespace, safe='')}/events", event)
         except (ApiError, ApiUnreachableError) as error:
             log.warning("could not record the %s event in %s: %s", reason, namespace, error)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from app.admission.sources import SourceUnavailableError
 from app.domain.references import SourceKind
-from app.domain.snapshots import SOURCE_KIND, is_snapshot, snapshot_digest
+from app.domain.snapshots import SOURCE_KIND
 from app.domain.workloads import Rollbacks
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 
@@ -52,7 +52,7 @@ class ClusterSources:
         )
         return found
 
-    def create_snapshot(self, snapshot: Mapping[str, Any]) -> bool:
+    def create_snapshot(self, snapshot: Mapping[str, Any]) -> Mapping[str, Any] | None:
         kind = SOURCE_KIND[snapshot["kind"]]
         namespace = snapshot["metadata"]["namespace"]
         name = snapshot["metadata"]["name"]
@@ -64,28 +64,16 @@ class ClusterSources:
             name,
             lambda: self._api.create_or_get(collection, snapshot),
         )
-        # The same content made by another replica, a retry or an earlier rollout is
-        # success; anything else holding the name is not ours to use.
-        if created or (
-            is_snapshot(existing) and snapshot_digest(existing) == snapshot_digest(snapshot)
-        ):
-            if not created and (existing.get("metadata") or {}).get("deletionTimestamp"):
-                # Its finalizer may be released the moment this admission's object is not
-                # stored yet: pinning to it would pin to something about to vanish.
-                raise SourceUnavailableError(
-                    "use snapshot", kind, namespace, name, "the snapshot is being deleted"
-                )
-            return bool(created)
-        raise SourceUnavailableError(
-            "create snapshot", kind, namespace, name, "the name is taken by another object"
-        )
+        return None if created else existing
 
     def revision_templates(
-        self, namespace: str, kind: Rollbacks, owner_uid: str, match_labels: Mapping[str, str]
+        self, namespace: str, kind: Rollbacks, owner_uid: str, selector: str
     ) -> list[Mapping[str, Any]]:
         if kind == Rollbacks.NONE:
             return []
-        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        # The workload's own selector narrows the list to its revisions (and those of any
+        # overlapping selector), matchLabels and matchExpressions alike; the controller
+        # owner reference decides. Listing the whole namespace would cost every revision.
         path = (
             f"/apis/apps/v1/namespaces/{_segment(namespace)}/{kind.value}"
             f"?labelSelector={quote(selector, safe='')}"

@@ -1,0 +1,386 @@
+"""The pinning sequence in the edge flows: rollbacks that differ only in config, missing
+sources on UPDATE, platform data, crafted pins, deleted snapshots, bounded work, honest
+failures and no I/O for what needs none."""
+
+import copy
+import itertools
+from typing import Any
+
+from app.admission.pinner import OnMissing, Policy
+from app.admission.sources import SourceUnavailableError
+from app.domain import labels
+from app.domain.naming import content_digest, snapshot_name
+from app.domain.references import find_references
+from app.domain.selectors import label_selector
+from app.domain.snapshots import build_snapshot
+from tests.fakes import MemorySources
+from tests.test_pinner import (
+    CONFIG,
+    DB,
+    KEY,
+    NS,
+    OPTED_IN,
+    bare_pod,
+    cm,
+    deployment,
+    pins_of,
+    pod_spec,
+    run,
+    secret,
+    snap,
+    template_names,
+    world,
+)
+
+EDITED = cm("app-config", {"k": "v2"})
+
+
+def with_env(obj: dict[str, Any], env: list[dict[str, Any]]) -> dict[str, Any]:
+    """`kubectl set env`: the stored object with the first container's env replaced."""
+    changed = copy.deepcopy(obj)
+    changed["spec"]["template"]["spec"]["containers"][0]["env"] = env
+    return changed
+
+
+class TestRollbackThatDiffersOnlyInConfig:
+    def test_undo_to_a_revision_with_the_same_template_and_older_config_brings_it_back(
+        self,
+    ) -> None:
+        sources = world()
+        first = run(deployment(), sources)[1]  # revision 1 on A
+        sources.add(EDITED)  # the ConfigMap edited to B
+        base_env = first["spec"]["template"]["spec"]["containers"][0]["env"]
+        second = run(with_env(first, [*base_env, {"name": "FOO", "value": "bar"}]), sources, first)[
+            1
+        ]  # `kubectl set env FOO=bar`: pins B
+        assert template_names(second)[0] == snap(EDITED)
+        third = run(with_env(second, base_env), sources, second)[1]  # `set env FOO-`: still B
+        assert template_names(third)[0] == snap(EDITED)
+        # `kubectl rollout undo --to-revision=1`: revision 1's template, pins A, written back.
+        undo = copy.deepcopy(third)
+        undo["spec"]["template"] = copy.deepcopy(first["spec"]["template"])
+        _, patched = run(undo, sources, third)
+        assert template_names(patched)[0] == snap(CONFIG)
+        assert pins_of(patched)["configmap/app-config"] == snap(CONFIG)
+
+
+class TestMissingSourceOnUpdate:
+    def test_a_new_missing_reference_never_unpins_the_others(self) -> None:
+        sources = world()
+        stored = run(deployment(), sources)[1]
+        replaced = deployment(image="web:2")  # `kubectl replace` of a new manifest
+        replaced["spec"]["template"]["spec"]["containers"][0]["envFrom"].append(
+            {"configMapRef": {"name": "not-yet"}}
+        )
+        outcome, patched = run(replaced, sources, stored)
+        assert outcome.allowed and outcome.unpinned == 1
+        assert template_names(patched) == (snap(CONFIG), snap(DB), snap(CONFIG))
+        env_from = patched["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert env_from[1]["configMapRef"]["name"] == "not-yet"
+        assert pins_of(patched) == {"configmap/app-config": snap(CONFIG), "secret/db": snap(DB)}
+        assert "configmap shop/not-yet" in (outcome.event or "")
+        # A re-apply of the same manifest keeps it so.
+        _, reapplied = run(replaced, sources, patched)
+        assert reapplied["spec"]["template"] == patched["spec"]["template"]
+
+    def test_deny_still_refuses(self) -> None:
+        sources = world()
+        stored = run(deployment(), sources)[1]
+        replaced = deployment(image="web:2")
+        replaced["spec"]["template"]["spec"]["volumes"].append(
+            {"name": "x", "configMap": {"name": "not-yet"}}
+        )
+        policy = Policy(key=KEY, missing_source=OnMissing.DENY)
+        outcome, _ = run(replaced, sources, stored, policy=policy)
+        assert not outcome.allowed and "configmap shop/not-yet" in (outcome.denial or "")
+
+
+def service_account_volume() -> dict[str, Any]:
+    """The volume the ServiceAccount admission plugin adds to every Pod."""
+    return {
+        "name": "kube-api-access-x7k2p",
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
+            ],
+        },
+    }
+
+
+class TestPlatformData:
+    def test_the_service_account_volume_is_live_as_a_whole(self) -> None:
+        spec = pod_spec()
+        spec["volumes"].append(service_account_volume())
+        refs = find_references(spec, "/spec")
+        [ca] = [r for r in refs if r.name == "kube-root-ca.crt"]
+        assert ca.live_by_default
+        sources = world(CONFIG, DB, cm("kube-root-ca.crt", {"ca.crt": "pem"}))
+        _, patched = run(bare_pod(spec), sources)
+        assert patched["spec"]["volumes"][-1] == service_account_volume()
+        assert (NS, "configmap", "kube-root-ca.crt") not in sources.reads
+
+    def test_published_ca_bundles_stay_live_by_name_and_the_list_extends(self) -> None:
+        spec = pod_spec()
+        names = ["kube-root-ca.crt", "istio-ca-root-cert", "openshift-service-ca.crt", "trust"]
+        spec["volumes"] += [{"name": n, "configMap": {"name": n}} for n in names]
+        objects = [CONFIG, DB, *(cm(n, {"ca": "pem"}) for n in names)]
+        policy = Policy(key=KEY, live_sources=Policy.live_sources | {"configmap/trust"})
+        _, patched = run(bare_pod(spec), world(*objects), policy=policy)
+        assert [v["configMap"]["name"] for v in patched["spec"]["volumes"][1:]] == names
+        assert set(pins_of(patched)) == {"configmap/app-config", "secret/db"}
+
+    def test_cert_manager_secrets_and_controlled_sources_stay_live(self) -> None:
+        certificate = secret(
+            "db",
+            {"tls.crt": "eA=="},
+            type_="kubernetes.io/tls",
+            annotations={"cert-manager.io/certificate-name": "db"},
+        )
+        owner = {
+            "apiVersion": "x/v1",
+            "kind": "Bundle",
+            "name": "b",
+            "uid": "u",
+            "controller": True,
+        }
+        owned = cm("app-config", {"k": "v"}, ownerReferences=[owner])
+        outcome, patched = run(deployment(), world(owned, certificate))
+        assert outcome.patch == [] and template_names(patched) == ("app-config", "db", "app-config")
+        # An ownerReference that is not a controller's does not count.
+        referenced = cm("app-config", {"k": "v"}, ownerReferences=[{**owner, "controller": False}])
+        _, patched = run(deployment(), world(referenced, DB))
+        assert template_names(patched)[0] == snap(referenced)
+
+
+class TestBoundedWork:
+    def many_sources(self, count: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        spec = pod_spec()
+        spec["volumes"] = [{"name": f"v{i}", "configMap": {"name": f"c{i}"}} for i in range(count)]
+        return spec, [cm(f"c{i}", {"k": str(i)}) for i in range(count)]
+
+    def test_more_distinct_sources_than_the_cap_follows_the_kinds_failure_setting(self) -> None:
+        spec, objects = self.many_sources(6)
+        sources = world(CONFIG, DB, *objects)
+        policy = Policy(key=KEY, max_sources=5)
+        refused, _ = run(deployment(spec), sources, policy=policy)
+        assert not refused.allowed and "8 distinct sources" in (refused.denial or "")
+        assert "limit of 5" in (refused.denial or "")
+        admitted, _ = run(bare_pod(spec), sources, policy=policy)
+        assert admitted.allowed and admitted.patch == [] and "limit of 5" in admitted.warnings[0]
+        assert sources.reads == [] and sources.created == []
+
+    def test_no_call_and_no_snapshot_after_the_review_deadline(self) -> None:
+        spec, objects = self.many_sources(4)
+        sources = world(CONFIG, DB, *objects)
+        ticks = itertools.count()
+        # Every call to the clock is one second: the namespace read, two source reads, done.
+        policy = Policy(key=KEY, review_seconds=3.5, clock=lambda: float(next(ticks)))
+        outcome, _ = run(deployment(spec), sources, policy=policy)
+        assert not outcome.allowed and outcome.status_code == 503
+        assert "deadline of 3.5s passed" in (outcome.denial or "")
+        assert len(sources.reads) == 2 and sources.created == []
+
+    def test_a_long_list_of_missing_sources_is_capped_in_the_message(self) -> None:
+        spec, _ = self.many_sources(60)
+        outcome, _ = run(deployment(spec), world(CONFIG, DB))
+        [warning] = outcome.warnings
+        assert warning.endswith("and 50 more") and "configmap shop/c0" in warning
+        assert len(warning) < 400
+
+
+class TestOptOut:
+    def test_opting_a_pinned_deployment_out_unpins_it(self) -> None:
+        sources = world()
+        stored = run(deployment(), sources)[1]
+        opted_out = copy.deepcopy(stored)
+        opted_out["spec"]["template"]["metadata"]["annotations"][labels.INJECT] = "false"
+        reads = len(sources.reads)
+        _, patched = run(opted_out, sources, stored)
+        assert template_names(patched) == ("app-config", "db", "app-config")
+        assert labels.PINS not in patched["spec"]["template"]["metadata"]["annotations"]
+        assert len(sources.reads) == reads  # no I/O needed
+
+
+def canary_template() -> dict[str, Any]:
+    """A template naming `canary-config` and claiming it is a snapshot of `app-config`."""
+    obj = deployment(
+        pod_spec(config="canary-config"),
+        annotations={labels.PINS: '{"configmap/app-config":"canary-config"}'},
+    )
+    return obj
+
+
+class TestCraftedPins:
+    def test_a_pin_that_names_no_snapshot_of_its_source_is_a_plain_reference(self) -> None:
+        canary = cm("canary-config", {"k": "canary"})
+        sources = world(CONFIG, DB, canary)
+        _, stored = run(canary_template(), sources)
+        assert template_names(stored)[0] == snap(canary)
+        assert pins_of(stored)["configmap/canary-config"] == snap(canary)
+        # `kubectl set image` afterwards keeps canary's content.
+        _, updated = run(
+            deployment(pod_spec(config="canary-config"), image="web:2"), sources, stored
+        )
+        assert template_names(updated)[0] == snap(canary)
+
+    def test_a_stored_crafted_pin_is_not_taken_for_its_claimed_source(self) -> None:
+        # Stored before the namespace opted in: the pins were never seen by configpin.
+        canary = cm("canary-config", {"k": "canary"})
+        sources = world(CONFIG, DB, canary)
+        stored = canary_template()
+        changed = copy.deepcopy(stored)
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+        _, updated = run(changed, sources, stored)
+        assert template_names(updated)[0] == snap(canary)
+
+    def test_a_look_alike_snapshot_is_neither_trusted_nor_reused(self) -> None:
+        fake = build_snapshot(KEY, "configmap", cm("app-config", {"k": "other"}))
+        fake["metadata"]["name"] = snap(CONFIG)  # our labels, the right name, other content
+        sources = world(CONFIG, DB)
+        sources.add(fake)
+        outcome, _ = run(deployment(), sources)
+        assert not outcome.allowed and "taken by another object" in (outcome.denial or "")
+        # Named directly, it is a plain reference: snapshotted under its own name.
+        _, patched = run(deployment(pod_spec(config=snap(CONFIG))), world(CONFIG, DB, fake))
+        assert template_names(patched)[0] != snap(CONFIG)
+
+    def test_a_pin_key_whose_source_is_not_an_object_name_is_ignored(self) -> None:
+        sources = world()
+        obj = deployment(annotations={labels.PINS: '{"configmap/../x":"app-config"}'})
+        _, patched = run(obj, sources)
+        assert not any(key[2] == "../x" for key in sources.reads)
+        assert pins_of(patched) == {"configmap/app-config": snap(CONFIG), "secret/db": snap(DB)}
+
+    def test_snapshots_made_before_names_were_bound_are_still_recognised(self) -> None:
+        legacy = build_snapshot(KEY, "configmap", CONFIG)
+        legacy_digest = content_digest(KEY, "configmap", CONFIG, bound=False)
+        legacy["metadata"]["name"] = snapshot_name("app-config", legacy_digest)
+        sources = world(CONFIG, DB)
+        sources.add(legacy)
+        obj = deployment(pod_spec(config=legacy["metadata"]["name"]))
+        _, patched = run(obj, sources)
+        assert template_names(patched)[0] == legacy["metadata"]["name"]
+        assert pins_of(patched)["configmap/app-config"] == legacy["metadata"]["name"]
+
+
+class TestDeletedSnapshot:
+    def rolled_back(self, policy: Policy | None = None) -> tuple[Any, dict[str, Any], Any]:
+        sources = world()
+        first = run(deployment(), sources)[1]
+        sources.add(EDITED)
+        second = run(deployment(image="web:2"), sources, first)[1]
+        del sources.objects[(NS, "configmap", snap(CONFIG))]  # deleted by hand
+        undo = copy.deepcopy(second)
+        undo["spec"]["template"] = copy.deepcopy(first["spec"]["template"])
+        outcome, patched = run(undo, sources, second, policy=policy)
+        return outcome, patched, sources
+
+    def test_recreated_when_the_source_holds_that_content_again(self) -> None:
+        sources = world()
+        first = run(deployment(), sources)[1]
+        del sources.objects[(NS, "configmap", snap(CONFIG))]
+        sources.add(EDITED)
+        second = run(deployment(image="web:2"), sources, first)[1]
+        sources.add(CONFIG)  # the edit reverted: the source holds revision 1's content again
+        undo = copy.deepcopy(second)
+        undo["spec"]["template"] = copy.deepcopy(first["spec"]["template"])
+        outcome, patched = run(undo, sources, second)
+        assert template_names(patched)[0] == snap(CONFIG) and outcome.warnings == ()
+        assert (NS, "configmap", snap(CONFIG)) in sources.objects
+
+    def test_a_warning_and_an_event_when_it_cannot_be(self) -> None:
+        outcome, patched, _ = self.rolled_back()
+        assert template_names(patched)[0] == snap(CONFIG)  # the rollback itself stands
+        assert outcome.allowed and f"configmap shop/{snap(CONFIG)}" in outcome.warnings[0]
+        assert outcome.event == outcome.warnings[0]
+
+    def test_refused_with_missing_source_deny(self) -> None:
+        outcome, _, _ = self.rolled_back(Policy(key=KEY, missing_source=OnMissing.DENY))
+        assert not outcome.allowed and snap(CONFIG) in (outcome.denial or "")
+
+
+class TestHonestFailures:
+    def test_a_failure_after_a_create_says_which_snapshots_exist(self) -> None:
+        spec = pod_spec()
+        spec["volumes"].append({"name": "f", "configMap": {"name": "features"}})
+        sources = world(CONFIG, DB, cm("features", {"a": "b"}))
+        sources.fail_next("create", "configmap", NS, "features")  # the last of three
+        outcome, _ = run(deployment(spec), sources)
+        assert len(sources.created) == 2
+        assert not outcome.allowed and "nothing was changed" not in (outcome.denial or "")
+        created = [s["metadata"]["name"] for s in sources.created]
+        assert created and all(name in (outcome.denial or "") for name in created)
+
+    def test_nothing_written_says_so(self) -> None:
+        sources = world()
+        sources.fail_next("read", "secret", NS, "db")
+        outcome, _ = run(deployment(), sources)
+        assert "nothing was changed" in (outcome.denial or "")
+
+
+class FailingNamespaces(MemorySources):
+    def namespace_labels(self, namespace: str) -> Any:
+        raise SourceUnavailableError("read", "namespace", "", namespace, "simulated outage")
+
+
+class TestNoIoFirst:
+    def test_an_unchanged_template_is_answered_while_the_api_is_down(self) -> None:
+        sources = world()
+        stored = run(deployment(), sources)[1]
+        down = FailingNamespaces(OPTED_IN, [CONFIG, DB])
+        relabelled = copy.deepcopy(stored)
+        relabelled["metadata"]["labels"] = {"team": "shop"}
+        outcome, _ = run(relabelled, down, stored)
+        assert outcome.allowed and outcome.patch == []
+
+    def test_the_namespace_failure_message_names_the_namespace_once(self) -> None:
+        outcome, _ = run(deployment(), FailingNamespaces(OPTED_IN, [CONFIG, DB]))
+        assert "could not read namespace shop:" in (outcome.denial or "")
+        assert "/shop" not in (outcome.denial or "")
+
+
+class TestSelectors:
+    def test_match_labels_and_match_expressions_become_one_query(self) -> None:
+        selector = {
+            "matchLabels": {"tier": "web"},
+            "matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["web", "api"]},
+                {"key": "track", "operator": "NotIn", "values": ["canary"]},
+                {"key": "example.com/owned", "operator": "Exists"},
+                {"key": "legacy", "operator": "DoesNotExist"},
+            ],
+        }
+        assert label_selector(selector) == (
+            "tier=web,app in (web,api),track notin (canary),example.com/owned,!legacy"
+        )
+        assert label_selector({"matchExpressions": [{"key": "app", "operator": "Exists"}]}) == (
+            "app"
+        )
+
+    def test_what_the_api_server_would_refuse_gives_no_query(self) -> None:
+        for selector in (
+            None,
+            {},
+            {"matchLabels": {"a": "b,c"}},
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]},
+            {"matchExpressions": [{"key": "a b", "operator": "Exists"}]},
+            {"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]},
+        ):
+            assert label_selector(selector) is None, selector
