@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from app.domain.labels import SNAPSHOT_SELECTOR as SNAPSHOTS
 from app.domain.naming import check_key, content_digest, snapshot_name
 from app.kube.api import ApiError, RawApi
 from devkit.kubectl import kubectl
@@ -245,8 +246,8 @@ def test_server_side_dry_run_shows_the_real_names_and_writes_nothing(
     seed(admin, ns)
     dry = kubectl_json(admin_kubeconfig, "create", "--dry-run=server", manifest=web_deployment(ns))
     assert get(admin, "apps/v1", "Deployment", ns, "web") is None
-    assert items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin") == []
-    assert items(admin, "v1", "Secret", ns, "app.kubernetes.io/managed-by=configpin") == []
+    assert items(admin, "v1", "ConfigMap", ns, SNAPSHOTS) == []
+    assert items(admin, "v1", "Secret", ns, SNAPSHOTS) == []
     real = kubectl_json(admin_kubeconfig, "create", manifest=web_deployment(ns))
     assert references(dry["spec"]["template"]) == references(real["spec"]["template"])
 
@@ -254,7 +255,7 @@ def test_server_side_dry_run_shows_the_real_names_and_writes_nothing(
     edit_config(admin, ns, "purple")
     changed = web_deployment(ns, image="registry.example/web:2")
     dry_update = kubectl_json(admin_kubeconfig, "replace", "--dry-run=server", manifest=changed)
-    assert len(items(admin, "v1", "ConfigMap", ns, "app.kubernetes.io/managed-by=configpin")) == 1
+    assert len(items(admin, "v1", "ConfigMap", ns, SNAPSHOTS)) == 1
     real_update = kubectl_json(admin_kubeconfig, "replace", manifest=changed)
     assert references(dry_update["spec"]["template"]) == references(real_update["spec"]["template"])
     assert (
