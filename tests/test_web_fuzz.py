@@ -17,6 +17,7 @@ from app.domain import labels
 from app.metrics import Metrics
 from app.web.app import create_app
 from tests.fakes import MemorySources, config_map, secret
+from tests.test_pinner import pod_spec as pinner_pod_spec
 
 NS = "shop"
 KEY = b"fuzz-key-0123456789abcdef"
@@ -41,20 +42,9 @@ json_values = st.recursive(
 
 
 def pod_spec(config: str, db: str) -> dict[str, Any]:
-    return {
-        "containers": [
-            {
-                "name": "web",
-                "image": "web:1",
-                "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": db, "key": "pw"}}}],
-                "envFrom": [{"configMapRef": {"name": config}}],
-            }
-        ],
-        "volumes": [
-            {"name": "cfg", "configMap": {"name": config}},
-            {"name": "p", "projected": {"sources": [{"secret": {"name": db}}]}},
-        ],
-    }
+    spec = pinner_pod_spec(config, db)
+    spec["volumes"].append({"name": "p", "projected": {"sources": [{"secret": {"name": db}}]}})
+    return spec
 
 
 @st.composite
