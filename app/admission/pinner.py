@@ -384,9 +384,10 @@ class _Gaps:
             parts.append(f"required source not found, left unpinned: {listed(unique)}")
         if self.lost:
             unique = list(dict.fromkeys(self.lost))
+            # The names first: Kubernetes shows the first 120 characters of a warning.
             parts.append(
-                "pinned snapshot deleted and its source no longer holds that content "
-                f"(Pods cannot start until it exists): {listed(unique)}"
+                f"snapshot not found: {listed(unique)} (deleted, and its source changed "
+                "since: Pods cannot start until it exists)"
             )
         return "; ".join(parts)
 

@@ -10,7 +10,7 @@ from typing import Any
 from app.domain.labels import SNAPSHOT_SELECTOR
 from app.kube.api import RawApi
 from app.kube.keys import ensure_hmac_key
-from devkit.kubectl import kubectl
+from devkit.kubectl import KubectlError, kubectl
 from devkit.kubeobjects import configmap, create, eventually, get, items
 from tests.e2e.conftest import Namespaces
 from tests.e2e.test_pinning import seed, snapshot_data, wait_for_replica_sets, web_deployment
@@ -29,6 +29,11 @@ class Kubectl:
         """Run kubectl in the namespace; its stdout and stderr (where warnings go)."""
         result = kubectl(self.kubeconfig, "-n", self.namespace, *args, stdin=stdin)
         return result.stdout + result.stderr
+
+    def get(self, *args: str) -> dict[str, Any]:
+        result = kubectl(self.kubeconfig, "-n", self.namespace, "get", *args, "-o", "json")
+        found: dict[str, Any] = json.loads(result.stdout)
+        return found
 
     def apply(self, manifest: dict[str, Any], *flags: str) -> str:
         return self("apply", "-f", "-", *flags, stdin=json.dumps(manifest))
@@ -63,6 +68,20 @@ def deployed(
     return ns, run
 
 
+def replace(run: Kubectl, manifest: dict[str, Any]) -> str:
+    """`kubectl get -o json`, edit, `kubectl replace`: the manifest's spec over the stored
+    object, retried while the deployment controller's status writes race it."""
+    for _ in range(10):
+        stored = run.get("deploy/web")
+        stored["spec"] = manifest["spec"]
+        try:
+            return run("replace", "-f", "-", stdin=json.dumps(stored))
+        except KubectlError as error:
+            if "Conflict" not in error.stderr:
+                raise
+    raise AssertionError("kubectl replace kept conflicting")
+
+
 def events(admin: RawApi, namespace: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in items(admin, "v1", "Event", namespace) if e["reason"] == reason]
 
@@ -93,7 +112,7 @@ def test_replace_with_a_new_missing_envfrom_keeps_the_rest_pinned(
     manifest = web_deployment(ns, image="registry.example/web:2")
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     container["envFrom"].append({"configMapRef": {"name": "not-yet"}})
-    output = run("replace", "-f", "-", stdin=json.dumps(manifest))
+    output = replace(run, manifest)
     assert f"configmap {ns}/not-yet" in output  # kubectl shows the warning
     stored = template(admin, ns)
     assert stored["spec"]["containers"][0]["envFrom"][1]["configMapRef"]["name"] == "not-yet"
@@ -118,6 +137,7 @@ def test_platform_published_data_stays_live(
         "kind": "Pod",
         "metadata": {"name": "debug", "namespace": ns},
         "spec": {
+            "serviceAccountName": "default",
             "containers": [{"name": "shell", "image": "registry.example/shell:1"}],
             "volumes": [
                 {"name": "config", "configMap": {"name": "app-config"}},
