@@ -220,7 +220,7 @@ def test_deep_nesting_is_a_400_not_a_recursion_error() -> None:
             "oldObject": {"spec": {"template": {"spec": {}}}},
         },
     }
-    # 900 levels parse but break recursive copies; 100,000 break the JSON parser itself.
+    # 900 levels parse but break recursive copies; the parser itself stops 100,000.
     for depth in (900, 100_000):
         nested = "[" * depth + "]" * depth
         body = json.dumps(base).replace('"NEST"', nested).encode()
@@ -229,4 +229,6 @@ def test_deep_nesting_is_a_400_not_a_recursion_error() -> None:
             create_app(Admission(sources(), Policy(key=KEY), metrics), metrics, lambda: True)
         )
         http = client.post("/mutate", content=body, headers=JSON)
-        assert http.status_code == 400 and "nests deeper" in http.json()["error"], depth
+        message = http.json()["error"]
+        assert http.status_code == 400, depth
+        assert "nests deeper" in message or "depth limit" in message, message
