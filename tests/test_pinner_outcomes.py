@@ -66,7 +66,8 @@ class TestMissingSources:
         assert outcome.result == "missing-source" and outcome.allowed
         assert outcome.missing == (f"secret {NS}/db", f"configmap {NS}/a")
         assert outcome.warnings == (
-            f"configpin: not pinned, required source not found: secret {NS}/db, configmap {NS}/a",
+            "configpin: required source not found, left unpinned: "
+            f"secret {NS}/db, configmap {NS}/a",
         )
 
     def test_a_denial_names_them_and_is_counted_as_denied(self) -> None:

@@ -332,8 +332,8 @@ def _apply(
         return Outcome(
             "denied",
             allowed=False,
-            denial=f"configpin: {gaps.message}",
-            missing=tuple(gaps.missing),
+            denial=f"configpin: {gaps.message(refused=True)}",
+            missing=tuple(dict.fromkeys(gaps.missing)),
         )
     rollback = plan.repinned and _is_rollback(request, sources)
     # Written back from one of its own ReplicaSets: everything stays as it was.
@@ -352,7 +352,7 @@ def _apply(
         else patch_operations(request.obj, refs, plan.names, target.metadata_pointer, pins_value)
     )
     result = "missing-source" if gaps else "pinned" if patch else "unchanged"
-    warnings = (f"configpin: {gaps.message}",) if gaps else ()
+    warnings = (f"configpin: {gaps.message()}",) if gaps else ()
     return Outcome(
         result,
         patch=patch,
@@ -361,7 +361,7 @@ def _apply(
         warnings=warnings,
         event=warnings[0] if warnings else None,
         event_reason="SourceNotFound",
-        missing=tuple(gaps.missing),
+        missing=tuple(dict.fromkeys(gaps.missing)),
         unpinned=plan.unpinned,
     )
 
@@ -376,12 +376,16 @@ class _Gaps:
     def __bool__(self) -> bool:
         return bool(self.missing or self.lost)
 
-    @property
-    def message(self) -> str:
+    def message(self, refused: bool = False) -> str:
         parts = []
         if self.missing:
             unique = list(dict.fromkeys(self.missing))
-            parts.append(f"required source not found, left unpinned: {listed(unique)}")
+            what = (
+                "required source not found"
+                if refused
+                else "required source not found, left unpinned"
+            )
+            parts.append(f"{what}: {listed(unique)}")
         if self.lost:
             unique = list(dict.fromkeys(self.lost))
             # The names first: Kubernetes shows the first 120 characters of a warning.
@@ -486,12 +490,16 @@ def _api_failure(
 ) -> Outcome:
     # Say what is true: snapshots created before the failure exist (unused until a retry
     # pins to them; the lifecycle sweep removes those never used).
-    done = (
-        f"snapshots created before the failure: {listed(created)}"
-        if created
-        else "nothing was changed"
+    done = f"snapshots created before the failure: {listed(created)}" if created else ""
+    return _failure(
+        request,
+        policy,
+        str(error),
+        status_code=503,
+        api_failure=True,
+        denied_note=f"; {done or 'nothing was changed'}, retry the request",
+        admitted_note=f"; {done}" if done else "",
     )
-    return _failure(request, policy, f"{error}; {done}", status_code=503, api_failure=True)
 
 
 def _failure(
@@ -500,17 +508,19 @@ def _failure(
     reason: str,
     status_code: int,
     api_failure: bool = False,
+    denied_note: str = "",
+    admitted_note: str = "",
 ) -> Outcome:
     """The kind's failure setting: refused, or admitted unpinned with a warning and Event."""
     if policy.on_failure(request.kind) == OnFailure.DENY:
         return Outcome(
             "denied",
             allowed=False,
-            denial=f"configpin {reason}; retry the request",
+            denial=f"configpin {reason}{denied_note}",
             status_code=status_code,
             api_failure=api_failure,
         )
-    message = f"configpin: {request.kind.kind} admitted unpinned, {reason}"
+    message = f"configpin: {request.kind.kind} admitted unpinned, {reason}{admitted_note}"
     return Outcome("failed-open", warnings=(message,), event=message, api_failure=api_failure)
 
 
