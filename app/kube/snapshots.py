@@ -20,7 +20,7 @@ RESOURCE: dict[SourceKind, str] = {"configmap": "configmaps", "secret": "secrets
 # snapshots, namespaces, and the memory it needs for 20,000 of them.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 PAGE_SIZE = 500
-SNAPSHOT_SELECTOR = f"{labels.MANAGED_BY}={labels.MANAGER}"
+SNAPSHOT_SELECTOR = labels.SNAPSHOT_SELECTOR  # snapshots only, not the key or TLS Secrets
 
 
 def snapshot_path(namespace: str, kind: SourceKind, name: str) -> str:

@@ -14,6 +14,7 @@ from kubernetes.config.kube_config import (
 
 from app.domain.pinning import snapshot_sources
 from app.domain.references import SourceKind
+from app.domain.selectors import label_selector
 from app.domain.versions import Revision, Snapshot, resource_name, revisions_of, snapshot_of
 from app.domain.workloads import Rollbacks, WorkloadKind
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
@@ -62,8 +63,8 @@ class ClusterVersions:
 
     def revisions(self, kind: WorkloadKind, workload: Mapping[str, Any]) -> list[Revision]:
         namespace = workload["metadata"]["namespace"]
-        match_labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        # matchLabels and matchExpressions alike; revisions_of keeps the workload's own.
+        selector = label_selector((workload.get("spec") or {}).get("selector")) or ""
         plural = (
             "replicasets" if kind.rollbacks is Rollbacks.REPLICA_SETS else "controllerrevisions"
         )
