@@ -82,6 +82,20 @@ def replace(run: Kubectl, manifest: dict[str, Any]) -> str:
     raise AssertionError("kubectl replace kept conflicting")
 
 
+def delete_for_good(run: Kubectl, configmap_name: str) -> None:
+    """Delete a snapshot past its in-use finalizer, as `configpin release` or a hand edit
+    lets happen."""
+    run(
+        "patch",
+        "configmap",
+        configmap_name,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+    run("delete", "configmap", configmap_name)
+
+
 def events(admin: RawApi, namespace: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in items(admin, "v1", "Event", namespace) if e["reason"] == reason]
 
@@ -221,14 +235,14 @@ def test_undo_to_a_deleted_snapshot_recreates_it_or_warns(
     green = config_volume(template(admin, ns))
 
     # The source holds revision 1's content again: the deleted snapshot is made again.
-    run("delete", "configmap", blue)
+    delete_for_good(run, blue)
     edit_config(run, "blue")
     run("rollout", "undo", "deploy/web")
     assert config_volume(template(admin, ns)) == blue
     assert snapshot_data(admin, ns, "ConfigMap", blue) == {"color": "blue"}
 
     # Back to revision 2, whose content the source no longer holds: a warning and an Event.
-    run("delete", "configmap", green)
+    delete_for_good(run, green)
     output = run("rollout", "undo", "deploy/web")
     assert f"configmap {ns}/{green}" in output
     assert config_volume(template(admin, ns)) == green
