@@ -2,10 +2,23 @@
 HumanDuration, and the table with no revision or nothing pinned."""
 
 import datetime
+import hashlib
 
 import pytest
 
-from app.domain.versions import HistoryRow, history_table, human_age
+from app.domain.versions import (
+    BOLD,
+    GREEN,
+    RED,
+    RESET,
+    HistoryRow,
+    Snapshot,
+    binary_marker,
+    colored_diff,
+    history_table,
+    human_age,
+    snapshot_of,
+)
 
 MINUTE, HOUR, DAY, YEAR = 60, 3600, 86400, 365 * 86400
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.UTC)
@@ -42,3 +55,27 @@ def test_revisions_that_pin_nothing_say_so() -> None:
         "1          3h                 (nothing pinned)",
         "2          <unknown>   *      (nothing pinned)",
     ]
+
+
+def test_a_colored_diff_marks_headers_removals_and_additions() -> None:
+    text = "--- a\n+++ b\n@@ -1 +1 @@\n-old\n+new\n same\n"
+    assert colored_diff(text) == (
+        f"{BOLD}--- a{RESET}\n{BOLD}+++ b{RESET}\n@@ -1 +1 @@\n"
+        f"{RED}-old{RESET}\n{GREEN}+new{RESET}\n same\n"
+    )
+
+
+def test_a_snapshot_read_back_has_its_time_and_content() -> None:
+    obj = {
+        "metadata": {"creationTimestamp": "2026-11-27T10:00:00Z"},
+        "data": {"a": "1"},
+        "binaryData": {"b": "AAEC"},
+    }
+    assert snapshot_of("cfg-x", obj) == Snapshot(
+        "cfg-x",
+        datetime.datetime(2026, 11, 27, 10, tzinfo=datetime.UTC),
+        {"a": "1", "b": binary_marker("AAEC")},
+    )
+    assert snapshot_of("cfg-x", None) == Snapshot("cfg-x", None, None)
+    digest = hashlib.sha256(b"AAEC").hexdigest()[:12]
+    assert binary_marker("AAEC") == f"<binary, 4 base64 chars, sha256 {digest}>"
