@@ -88,6 +88,16 @@ class TestLogLines:
         answer(review(pod, name=""))
         assert messages(caplog, logging.INFO)[0].startswith(f"CREATE Pod {NS}/web-7d9f-: pinned")
 
+    def test_a_pod_with_neither_name_nor_generate_name_is_logged_without_one(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Webhooks run before validation, which refuses such a Pod later.
+        caplog.set_level(logging.INFO, "configpin.admission")
+        pod = bare_pod()
+        del pod["metadata"]["name"]
+        answer(review(pod, name=""))
+        assert messages(caplog, logging.INFO)[0].startswith(f"CREATE Pod {NS}/: pinned")
+
     def test_a_review_that_changes_nothing_is_logged_at_debug_only(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -83,10 +83,10 @@ class TestExpiryInstant:
 
 class TestSans:
     def test_an_ip_address_written_another_way_is_the_same_san(self) -> None:
-        sans = [*SANS, "0:0:0:0:0:0:0:1"]
         bundle = steady_bundle(T0, T0)
-        bundle = Bundle(bundle.ca, make_serving(bundle.ca, sans, T0, 9 * DAY), bundle.trusted)
-        assert not step(bundle, T0 + DAY, [*SANS, "::1"]).changed
+        serving = make_serving(bundle.ca, [*SANS, "::1"], T0, 9 * DAY)
+        bundle = Bundle(bundle.ca, serving, bundle.trusted)
+        assert not step(bundle, T0 + DAY, [*SANS, "0:0:0:0:0:0:0:1"]).changed
 
 
 class TestUntrustedCa:
