@@ -1,6 +1,7 @@
 """Run the real kubectl, built at the control plane's version, as users type it."""
 
 import subprocess
+import time
 from collections.abc import Sequence
 from functools import cache
 
@@ -29,17 +30,27 @@ def kubectl(
 ) -> subprocess.CompletedProcess[str]:
     """`kubectl --kubeconfig KUBECONFIG ARGS...`; raises with kubectl's stderr on failure."""
     command: Sequence[str] = [kubectl_path(), "--kubeconfig", kubeconfig, *args]
-    result = subprocess.run(
-        command,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    result = _run(command, stdin, timeout)
+    if result.returncode != 0 and _RESTART_TOO_SOON in result.stderr:
+        # `restartedAt` has one-second resolution, so kubectl refuses a second restart in
+        # the same second; on a fast cluster a rollout can finish within it. A person
+        # would wait a moment and type it again.
+        time.sleep(1)
+        result = _run(command, stdin, timeout)
     if check and result.returncode != 0:
         raise KubectlError(list(args), result.returncode, result.stderr.strip())
     return result
+
+
+_RESTART_TOO_SOON = "restart has already been triggered within the past second"
+
+
+def _run(
+    command: Sequence[str], stdin: str | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 class KubectlError(RuntimeError):
