@@ -19,6 +19,7 @@ from app.domain import labels
 from app.domain.pinning import parse_pins
 from app.domain.references import SourceKind, find_references
 from app.domain.snapshots import SOURCE_KIND, is_snapshot
+from app.domain.timestamps import parse_time
 
 FINALIZER = labels.IN_USE_FINALIZER
 
@@ -108,15 +109,6 @@ def missing_owner_references(
     return [wanted[uid] for uid in sorted(wanted)]
 
 
-def _timestamp(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def is_ours(obj: Mapping[str, Any]) -> bool:
     """A snapshot configpin made: its labels and its source annotation."""
     meta = obj.get("metadata") or {}
@@ -132,7 +124,7 @@ def may_sweep(
     """An orphan: configpin's, not being deleted, owned by nothing, held by nothing, and
     older than the grace period (an admission may be storing its workload right now)."""
     meta = snapshot.get("metadata") or {}
-    created = _timestamp(meta.get("creationTimestamp"))
+    created = parse_time(meta.get("creationTimestamp"))
     return (
         is_ours(snapshot)
         and not held
@@ -155,7 +147,7 @@ def may_release(
     snapshot before then has stored its object by then), or its namespace is going away
     (everything in it is, so no reference outlives it)."""
     meta = snapshot.get("metadata") or {}
-    deleted = _timestamp(meta.get("deletionTimestamp"))
+    deleted = parse_time(meta.get("deletionTimestamp"))
     if deleted is None or FINALIZER not in (meta.get("finalizers") or []):
         return False
     if namespace_terminating:
@@ -165,7 +157,7 @@ def may_release(
 
 def held_time(snapshot: Mapping[str, Any], now: datetime.datetime) -> float:
     """Seconds since the deletion of `snapshot` was asked for."""
-    deleted = _timestamp((snapshot.get("metadata") or {}).get("deletionTimestamp"))
+    deleted = parse_time((snapshot.get("metadata") or {}).get("deletionTimestamp"))
     return 0.0 if deleted is None else max(0.0, (now - deleted).total_seconds())
 
 

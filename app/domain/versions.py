@@ -13,6 +13,7 @@ import yaml
 from app.domain.pinning import Pins, parse_pins, snapshot_sources, unpinned_template
 from app.domain.pointer import resolve
 from app.domain.references import SourceKind
+from app.domain.timestamps import parse_time
 from app.domain.workloads import Rollbacks, WorkloadKind
 
 
@@ -107,18 +108,15 @@ def revisions_of(
             number = int(raw_number)
         except (TypeError, ValueError):
             continue  # not yet numbered by its controller
-        found.append(Revision(number, metadata.get("name", ""), _time(metadata), template))
+        found.append(
+            Revision(
+                number,
+                metadata.get("name", ""),
+                parse_time(metadata.get("creationTimestamp")),
+                template,
+            )
+        )
     return sorted(found, key=lambda revision: revision.number)
-
-
-def _time(metadata: Mapping[str, Any]) -> datetime.datetime | None:
-    value = metadata.get("creationTimestamp")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,9 @@ class Snapshot:
 def snapshot_of(name: str, obj: Mapping[str, Any] | None) -> Snapshot:
     if obj is None:
         return Snapshot(name, None, None)
-    return Snapshot(name, _time(obj.get("metadata") or {}), content_of(obj))
+    return Snapshot(
+        name, parse_time((obj.get("metadata") or {}).get("creationTimestamp")), content_of(obj)
+    )
 
 
 def content_of(obj: Mapping[str, Any]) -> dict[str, str]:

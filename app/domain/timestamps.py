@@ -1,0 +1,13 @@
+"""Kubernetes timestamps (RFC 3339, `Z` for UTC) as datetimes."""
+
+import datetime
+
+
+def parse_time(value: object) -> datetime.datetime | None:
+    """A metadata timestamp such as `creationTimestamp`; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
