@@ -209,7 +209,7 @@ def _controller(args: argparse.Namespace, settings: Settings) -> int:
     from app.controller.lifecycle import LifecycleController, Timing
     from app.kube.api import connect
     from app.kube.events import ClusterEvents
-    from app.kube.leader import LeaseTimes, lead
+    from app.kube.leader import LeaseTimes, lead, run_or_stop
     from app.metrics import ControllerMetrics
 
     _log_to_stderr(settings)
@@ -250,7 +250,10 @@ def _controller(args: argparse.Namespace, settings: Settings) -> int:
         metrics.leader.set(1)
         if rollonchange is not None:
             threading.Thread(
-                target=rollonchange.run, args=(stop,), name="roll-on-change", daemon=True
+                target=run_or_stop,
+                args=(rollonchange.run, stop),
+                name="roll-on-change",
+                daemon=True,
             ).start()
         controller.run(stop)
 

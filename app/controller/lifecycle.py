@@ -135,7 +135,11 @@ class LifecycleController:
             try:
                 report = self.run_once()
                 self._metrics.passes.labels("ok").inc()
-                log.info(
+                # A pass that changed nothing is DEBUG: a year of quiet passes every 30 s
+                # would otherwise be a million identical INFO lines.
+                acted = report.owned or report.swept or report.released
+                log.log(
+                    logging.INFO if acted else logging.DEBUG,
                     "pass: %d snapshots, %d given owners, %d swept, %d released, %d held",
                     report.snapshots,
                     report.owned,

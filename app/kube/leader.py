@@ -20,6 +20,20 @@ from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 log = logging.getLogger("configpin.leader")
 
 
+def run_or_stop(work: Callable[[threading.Event], None], stop: threading.Event) -> None:
+    """Run `work(stop)`; if it dies, set `stop`. The election keeps renewing the Lease from
+    its own thread, so a leader whose work died would otherwise hold it doing nothing: the
+    replica exits instead and another one leads."""
+    try:
+        work(stop)
+    except Exception as error:
+        # The type only: a message could quote object content.
+        log.error(
+            "the leader's work failed (%s); stopping so another replica leads", type(error).__name__
+        )
+        stop.set()
+
+
 @dataclass(frozen=True)
 class LeaseTimes:
     duration: int = 15  # a follower takes over this long after the leader's last renewal
@@ -43,7 +57,7 @@ def lead(
 
     def started() -> None:
         log.info("%s leads (Lease %s/%s)", identity, namespace, name)
-        work(stop)
+        run_or_stop(work, stop)
 
     def stopped() -> None:
         log.warning("%s lost the Lease %s/%s", identity, namespace, name)
