@@ -1,5 +1,7 @@
-"""Run the real kubectl, built at the control plane's version, as users type it."""
+"""Run the real kubectl, built at the control plane's version, as users type it, with the
+kubectl-argo-rollouts plugin on its PATH."""
 
+import os
 import subprocess
 import time
 from collections.abc import Sequence
@@ -8,17 +10,30 @@ from functools import cache
 from devkit.devcluster import DEV_CLUSTER
 
 
-@cache
-def kubectl_path() -> str:
-    """The kubectl that scripts/dev-cluster builds beside kube-apiserver."""
+def _dev_cluster_says(command: str) -> str:
+    """The path that `scripts/dev-cluster COMMAND` prints, building what it names if missing."""
     result = subprocess.run(
-        [str(DEV_CLUSTER), "kubectl-path"],
+        [str(DEV_CLUSTER), command],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
         check=True,
     )
     return result.stdout.strip().splitlines()[-1]
+
+
+@cache
+def kubectl_path() -> str:
+    """The kubectl that scripts/dev-cluster builds beside kube-apiserver."""
+    return _dev_cluster_says("kubectl-path")
+
+
+@cache
+def kubectl_env() -> dict[str, str]:
+    """Our environment with the plugins' directory first on PATH: kubectl finds
+    `kubectl-argo-rollouts` there, so `kubectl argo rollouts ...` works."""
+    plugins = _dev_cluster_says("plugin-dir")
+    return {**os.environ, "PATH": os.pathsep.join([plugins, os.environ.get("PATH", "")])}
 
 
 def kubectl(
@@ -49,7 +64,13 @@ def _run(
     command: Sequence[str], stdin: str | None, timeout: float
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        env=kubectl_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

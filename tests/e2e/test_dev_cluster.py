@@ -142,3 +142,92 @@ def test_a_restarted_deployment_completes_and_old_replica_sets_are_scaled_down_a
     current_hash = current["metadata"]["labels"]["pod-template-hash"]
     assert [p["metadata"]["labels"]["pod-template-hash"] for p in pods] == [current_hash] * 2
     assert [p["status"]["phase"] for p in pods] == ["Running"] * 2
+
+
+def blue_green(namespace: str, image: str) -> list[dict[str, Any]]:
+    """A Rollout with a blue-green strategy that waits to be promoted, and its Services."""
+    services = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }
+        for name in ("web-active", "web-preview")
+    ]
+    rollout = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]},
+            },
+            "strategy": {
+                "blueGreen": {
+                    "activeService": "web-active",
+                    "previewService": "web-preview",
+                    "autoPromotionEnabled": False,
+                    "scaleDownDelaySeconds": 3,
+                }
+            },
+        },
+    }
+    return [*services, rollout]
+
+
+def test_a_blue_green_rollout_pauses_on_a_preview_and_promote_completes_it(
+    admin_kubeconfig: str, namespaces: Namespaces
+) -> None:
+    ns = namespaces.make(opted_in=False)
+
+    def argo(*args: str) -> str:
+        return kubectl(admin_kubeconfig, "argo", "rollouts", "-n", ns, *args).stdout
+
+    def template_hash(service: str) -> str:
+        selector = get_json(admin_kubeconfig, "-n", ns, "service", service)["spec"]["selector"]
+        return str(selector.get("rollouts-pod-template-hash", ""))
+
+    def ready_pods_by_hash() -> dict[str, int]:
+        pods = get_json(admin_kubeconfig, "-n", ns, "pods", "-l", "app=web")["items"]
+        counts: dict[str, int] = {}
+        for pod in pods:
+            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready"]
+            if pod["status"]["phase"] == "Running" and ready and ready[0]["status"] == "True":
+                pod_hash = pod["metadata"]["labels"]["rollouts-pod-template-hash"]
+                counts[pod_hash] = counts.get(pod_hash, 0) + 1
+        return counts
+
+    manifests = "---\n".join(as_yaml(obj) for obj in blue_green(ns, "registry.example/web:1"))
+    kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=manifests)
+    assert argo("status", "web", "--timeout=90s").strip().endswith("Healthy")
+    blue = template_hash("web-active")
+    assert blue and template_hash("web-preview") == blue
+    assert ready_pods_by_hash() == {blue: 2}
+
+    argo("set", "image", "web", "web=registry.example/web:2")
+    eventually(
+        lambda: argo("status", "web", "--watch=false").startswith("Paused"),
+        timeout=90,
+        what="the Rollout to pause on its preview",
+    )
+
+    def preview_moved() -> str | None:
+        preview = template_hash("web-preview")
+        return preview if preview != blue else None
+
+    green = eventually(preview_moved, what="the preview Service to select the new Pods")
+    # The preview ReplicaSet runs beside the active one, which still takes the traffic.
+    eventually(lambda: ready_pods_by_hash() == {blue: 2, green: 2}, what="both Pod sets Ready")
+    assert template_hash("web-active") == blue
+
+    argo("promote", "web")
+    assert argo("status", "web", "--timeout=90s").strip().endswith("Healthy")
+    assert template_hash("web-active") == green
+    # After scaleDownDelaySeconds the old ReplicaSet is scaled down and its Pods go.
+    eventually(lambda: ready_pods_by_hash() == {green: 2}, what="the old Pods to go")
+    image = get_json(admin_kubeconfig, "-n", ns, "rollout", "web")["spec"]["template"]["spec"]
+    assert image["containers"][0]["image"] == "registry.example/web:2"
