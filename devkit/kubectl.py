@@ -44,14 +44,22 @@ def kubectl(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """`kubectl --kubeconfig KUBECONFIG ARGS...`; raises with kubectl's stderr on failure."""
-    command: Sequence[str] = [kubectl_path(), "--kubeconfig", kubeconfig, *args]
-    result = _run(command, stdin, timeout)
+    # kubectl refuses flags before a plugin's name (`kubectl argo rollouts ...`): the
+    # kubeconfig then goes through the environment, which plugins read as kubectl does.
+    plugin = bool(args) and args[0] == "argo"
+    command: Sequence[str] = [
+        kubectl_path(),
+        *([] if plugin else ["--kubeconfig", kubeconfig]),
+        *args,
+    ]
+    env = {**kubectl_env(), "KUBECONFIG": kubeconfig}
+    result = _run(command, stdin, timeout, env)
     if result.returncode != 0 and _RESTART_TOO_SOON in result.stderr:
         # `restartedAt` has one-second resolution, so kubectl refuses a second restart in
         # the same second; on a fast cluster a rollout can finish within it. A person
         # would wait a moment and type it again.
         time.sleep(1)
-        result = _run(command, stdin, timeout)
+        result = _run(command, stdin, timeout, env)
     if check and result.returncode != 0:
         raise KubectlError(list(args), result.returncode, result.stderr.strip())
     return result
@@ -61,11 +69,11 @@ _RESTART_TOO_SOON = "restart has already been triggered within the past second"
 
 
 def _run(
-    command: Sequence[str], stdin: str | None, timeout: float
+    command: Sequence[str], stdin: str | None, timeout: float, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command,
-        env=kubectl_env(),
+        env=env,
         input=stdin,
         capture_output=True,
         text=True,
