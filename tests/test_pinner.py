@@ -305,6 +305,23 @@ class TestUpdate:
         outcome, patched = run(changed, sources, old=stored)
         assert outcome.patch == [] and patched["spec"]["template"] == stored["spec"]["template"]
 
+    def test_a_controllers_write_with_null_fields_keeps_pins(self) -> None:
+        # A Go controller (Argo Rollouts adding its revision annotation) writes the template
+        # back through its structs, `creationTimestamp: null` and `resources: {}`: the same
+        # Pods, not a template change. Nor is a re-apply of the manifest without them.
+        sources = world()
+        stored = self.created(sources)
+        sources.add(cm("app-config", {"k": "v2"}))
+        written = copy.deepcopy(stored)
+        written["metadata"]["annotations"] = {"rollout.argoproj.io/revision": "1"}
+        written["spec"]["template"]["metadata"]["creationTimestamp"] = None
+        written["spec"]["template"]["spec"]["containers"][0]["resources"] = {}
+        outcome, patched = run(written, sources, old=stored)
+        assert outcome.patch == [] and pins_of(patched) == pins_of(stored)
+        _, reapplied = run(deployment(), sources, old=patched)
+        assert template_names(reapplied) == template_names(stored)
+        assert pins_of(reapplied) == pins_of(stored)
+
     def test_restart_after_an_edit_pins_the_edited_content(self) -> None:
         sources = world()
         stored = self.created(sources)
@@ -367,6 +384,27 @@ class TestUpdate:
         sources.replica_sets.clear()
         _, repinned = run(undo, sources, old=second)
         assert template_names(repinned)[0] == snap(cm("app-config", {"k": "v2"}))
+
+    def test_rollback_written_back_with_null_fields_is_still_recognised(self) -> None:
+        # `kubectl argo rollouts undo` sends the ReplicaSet's template through a Go struct:
+        # `creationTimestamp: null` and `resources: {}` beside what the ReplicaSet holds.
+        sources = world()
+        first = self.created(sources)
+        first["metadata"]["uid"] = "deployment-uid"
+        first["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+        second = copy.deepcopy(first)
+        second["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+        _, second = run(second, sources, old=first)
+        revision_one = copy.deepcopy(first["spec"]["template"])
+        revision_one["metadata"]["labels"]["pod-template-hash"] = "abc"
+        sources.replica_sets.append((NS, "deployment-uid", revision_one))
+        sources.add(cm("app-config", {"k": "v2"}))
+        undo = copy.deepcopy(second)
+        undo["spec"]["template"] = copy.deepcopy(first["spec"]["template"])
+        undo["spec"]["template"]["metadata"]["creationTimestamp"] = None
+        undo["spec"]["template"]["spec"]["containers"][0]["resources"] = {}
+        outcome, _ = run(undo, sources, old=second)
+        assert outcome.patch == []
 
     def test_a_pin_is_never_re_pinned_by_reinvocation(self) -> None:
         sources = world()

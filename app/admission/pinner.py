@@ -21,6 +21,7 @@ from app.domain.pinning import (
     patch_operations,
     snapshot_sources,
     unpinned_template,
+    without_empty_fields,
 )
 from app.domain.pointer import resolve
 from app.domain.references import Reference, SourceKind, find_references
@@ -439,8 +440,10 @@ def _is_rollback(request: PinRequest, sources: Sources) -> bool:
     revisions = sources.revision_templates(
         request.namespace, kind.rollbacks, old_meta["uid"], selector
     )
+    template = without_empty_fields(template)
     return any(
-        _without_label(existing, kind.revision_hash_label) == template for existing in revisions
+        without_empty_fields(_without_label(existing, kind.revision_hash_label)) == template
+        for existing in revisions
     )
 
 

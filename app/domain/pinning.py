@@ -1,6 +1,5 @@
 """Pins: the `configpin.io/pins` annotation, template comparison and the JSON patch."""
 
-import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -47,11 +46,24 @@ def snapshot_sources(*all_pins: Pins) -> dict[tuple[SourceKind, str], str]:
     return mapping
 
 
+def without_empty_fields(value: Any) -> Any:
+    """`value` less every field that is null, `{}` or `[]`. A controller written in Go writes
+    a custom resource's template back through its structs: `creationTimestamp: null`,
+    `resources: {}`. The same Pods, which must not look like a changed template."""
+    if isinstance(value, Mapping):
+        cleaned = {k: without_empty_fields(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [without_empty_fields(item) for item in value]
+    return value
+
+
 def unpinned_template(template: Mapping[str, Any], pins: Iterable[Pins]) -> dict[str, Any]:
-    """`template` with pinned names mapped back to their sources and the pins annotation
-    set aside: two templates that differ only by their pins compare equal."""
+    """`template` with pinned names mapped back to their sources, the pins annotation set
+    aside and empty fields dropped: two templates that differ only by their pins compare
+    equal."""
     to_source = snapshot_sources(*pins)
-    result = copy.deepcopy(dict(template))
+    result: dict[str, Any] = without_empty_fields(template)
     ops = [
         {"op": "replace", "path": ref.pointer, "value": to_source[(ref.kind, ref.name)]}
         for ref in find_references(result.get("spec") or {}, "/spec")
