@@ -2,14 +2,13 @@
 Argo Rollout (blue-green, activeService and previewService, no auto-promotion) on Secret `db`
 and ConfigMap `app-config`, opted in to roll-on-change."""
 
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.domain.lifecycle import referenced_names
 from app.kube.api import RawApi
-from devkit.kubectl import KubectlError, kubectl_path
+from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64, eventually, get, items
 
 APP = "web"
@@ -196,15 +195,5 @@ def settled(
 
 
 def argo_rollouts(kubeconfig: str, namespace: str, *args: str) -> str:
-    """`kubectl argo rollouts ARGS -n NAMESPACE`, the kubeconfig last: kubectl finds a plugin
-    only by the words before any flag."""
-    result = subprocess.run(
-        [kubectl_path(), "argo", "rollouts", *args, "-n", namespace, "--kubeconfig", kubeconfig],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise KubectlError(["argo", "rollouts", *args], result.returncode, result.stderr.strip())
-    return result.stdout
+    """`kubectl argo rollouts ARGS -n NAMESPACE`, through the plugin on kubectl's PATH."""
+    return kubectl(kubeconfig, "argo", "rollouts", *args, "-n", namespace, timeout=180).stdout
