@@ -194,6 +194,18 @@ def settled(
     return eventually(complete, timeout=180, what=what)
 
 
+def previous_scaled_down(api: RawApi, namespace: str, active: Revision) -> None:
+    """Wait until only the active revision has Pods. Until scaleDownDelaySeconds have
+    passed the previous ReplicaSet still runs, and Argo Rollouts switches an undo to it
+    straight to active, with no preview to promote."""
+
+    def only_active() -> bool:
+        pods = items(api, "v1", "Pod", namespace, f"app={APP}")
+        return {p["metadata"]["labels"].get(HASH_LABEL) for p in pods} == {active.hash}
+
+    eventually(only_active, timeout=60, what="the previous revision's Pods to go")
+
+
 def argo_rollouts(kubeconfig: str, namespace: str, *args: str) -> str:
     """`kubectl argo rollouts ARGS -n NAMESPACE`, through the plugin on kubectl's PATH."""
     return kubectl(kubeconfig, "argo", "rollouts", *args, "-n", namespace, timeout=180).stdout

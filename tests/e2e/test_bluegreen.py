@@ -110,9 +110,10 @@ def test_blue_green_with_roll_on_change(
     v3 = step(admin, ns, True)["preview"]
     assert v3.image == V2 and config_of(v3) != config_of(v2) and secret_of(v3) == secret_of(v2)
     argo_rollouts(admin_kubeconfig, ns, "promote", bluegreen.APP)
-    step(admin, ns, False, lambda found: found["active"].hash == v3.hash)
+    promoted = step(admin, ns, False, lambda found: found["active"].hash == v3.hash)
 
     # Undo brings back the previous code and config, and it stays.
+    bluegreen.previous_scaled_down(admin, ns, promoted["active"])
     argo_rollouts(admin_kubeconfig, ns, "undo", bluegreen.APP)
     undone = step(admin, ns, True)["preview"]
     assert undone.image == V1 and undone.snapshots == v2.snapshots
