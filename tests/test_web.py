@@ -471,7 +471,7 @@ def _raise(*args: object, **kwargs: object) -> Any:
 def test_an_internal_error_on_a_deployment_is_a_500_denial_not_an_http_error(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.admission.service, "pin", _raise)
+    monkeypatch.setattr(app.admission.service, "pin_online", _raise)
 
     answer = webhook.answer(review(deployment()))
 
@@ -484,7 +484,7 @@ def test_an_internal_error_on_a_deployment_is_a_500_denial_not_an_http_error(
 def test_an_internal_error_on_a_pod_admits_it_with_a_warning(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.admission.service, "pin", _raise)
+    monkeypatch.setattr(app.admission.service, "pin_online", _raise)
 
     answer = webhook.answer(review(pod()))
 

@@ -110,8 +110,12 @@ _UNCHANGED = Outcome("unchanged")
 
 def pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
     decided = pin_offline(request, policy)
-    if decided is not None:
-        return decided
+    return decided if decided is not None else pin_online(request, sources, policy)
+
+
+def pin_online(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
+    """The sequence with the cluster, for a request `pin_offline` left undecided (the
+    web layer asks that first, on the event loop, and does not ask it twice)."""
     guarded = _Guarded(sources, request.namespace, policy)
     try:
         return _pin(request, guarded, policy)

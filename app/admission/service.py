@@ -8,7 +8,15 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter, Histogram
 
-from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin, pin_offline
+from app.admission.pinner import (
+    OnFailure,
+    Outcome,
+    PinRequest,
+    Policy,
+    pin,
+    pin_offline,
+    pin_online,
+)
 from app.admission.review import AdmissionReview, response
 from app.admission.sources import Sources
 from app.domain.workloads import WorkloadKind, Workloads
@@ -45,8 +53,17 @@ class Admission:
 
     def review_offline(self, review: AdmissionReview) -> dict[str, Any] | None:
         """The answer when the object alone decides it (no API call, safe on the event
-        loop); None when the review needs `review`."""
+        loop); None when the review needs `review_online`."""
         return self._answer(review, lambda request: pin_offline(request, self._policy))
+
+    def review_online(self, review: AdmissionReview) -> dict[str, Any]:
+        """`review` for a review that `review_offline` left undecided, without deciding
+        offline again: blocking, keep it off the event loop."""
+        answer = self._answer(
+            review, lambda request: pin_online(request, self._sources, self._policy)
+        )
+        assert answer is not None  # pin_online always decides
+        return answer
 
     def _answer(
         self, review: AdmissionReview, decide: Callable[[PinRequest], Outcome | None]

@@ -45,7 +45,7 @@ def create_app(admission: Admission, metrics: Metrics, ready: Callable[[], bool]
         # answered here; the Kubernetes client is synchronous, so the rest go to a thread.
         answer = admission.review_offline(review)
         if answer is None:
-            answer = await anyio.to_thread.run_sync(admission.review, review)
+            answer = await anyio.to_thread.run_sync(admission.review_online, review)
         return Response(orjson.dumps(answer), media_type="application/json")
 
     @app.get("/healthz")
