@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.lifecycle import is_ours, referenced_names
-from app.domain.pinning import parse_pins
+from app.domain.pinning import parse_pins, without_empty_fields
 from app.domain.references import SourceKind
 from app.domain.snapshots import SOURCE_KIND, is_snapshot, source_name_of
 from app.domain.timestamps import parse_time
@@ -155,6 +155,8 @@ class Holder:
     revision: str | None  # "ReplicaSet/NAME" or "ControllerRevision/NAME": its revision
     pins: Mapping[str, str]  # "configmap/app-config" -> snapshot name
     references: frozenset[tuple[SourceKind, str]]  # every ConfigMap/Secret it names
+    owner: str | None = None  # the uid of its controller
+    template: str | None = None  # template_key of its pod template (workloads, revisions)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
@@ -201,9 +203,39 @@ def revision_of(obj: Mapping[str, Any], kind: str) -> str | None:
     return f"ControllerRevision/{name}"
 
 
+# Labels a controller adds to the template it copies into a revision.
+_REVISION_LABELS = ("pod-template-hash", "rollouts-pod-template-hash")
+
+
+def template_key(obj: Mapping[str, Any], kind: str) -> str | None:
+    """The same digest for a workload's pod template and for the revision made from it:
+    less the hash label the controller adds, the `$patch` a ControllerRevision carries, and
+    empty fields (a template serialised from Go structs has `creationTimestamp: null`)."""
+    if kind == "Pod":
+        return None
+    spec = obj.get("spec") or {}
+    if kind == "ControllerRevision":
+        spec = (obj.get("data") or {}).get("spec") or {}
+    template = spec.get("template")
+    if not isinstance(template, Mapping):
+        return None
+    template = {k: v for k, v in template.items() if k != "$patch"}
+    metadata = dict(template.get("metadata") or {})
+    metadata["labels"] = {
+        k: v for k, v in (metadata.get("labels") or {}).items() if k not in _REVISION_LABELS
+    }
+    canonical = json.dumps(
+        without_empty_fields({**template, "metadata": metadata}),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
 def holder_record(obj: Mapping[str, Any], kind: str) -> Holder:
     meta = obj.get("metadata") or {}
     created = parse_time(meta.get("creationTimestamp"))
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
     return Holder(
         kind=kind,
         namespace=meta.get("namespace", ""),
@@ -213,6 +245,8 @@ def holder_record(obj: Mapping[str, Any], kind: str) -> Holder:
         revision=revision_of(obj, kind),
         pins=parse_pins(template_metadata(obj, kind)),
         references=frozenset(referenced_names(obj)),
+        owner=owner.get("uid") if owner else None,
+        template=template_key(obj, kind),
     )
 
 
@@ -253,8 +287,10 @@ class Lags:
     watch: float = 2.0  # a write reaches the watch within this (a loaded 2-core machine)
     write: float = 10.0  # a recorded edit lands within this after its record, if at all
     # An admission happens before its object is written, at most the webhook's timeout
-    # (10 s), and a revision is created from the written template within a few seconds
-    # (the deployment / statefulset controller's reaction). Faults stretch both.
+    # (10 s); the written template reaches the watch within `watch`, and a revision is
+    # made from it within a few seconds (the deployment / statefulset controller's
+    # reaction), which only matters when the observer missed the template. Faults
+    # stretch it.
     admission: float = 15.0
 
 
@@ -312,13 +348,16 @@ def content_violation(
     history: SourceHistory | None,
     faults: Sequence[Fault],
     lags: Lags,
+    template_seen: float | None = None,
 ) -> str | None:
     """Why the snapshot `revision` pins for `source_key` is not a content its source held
     when the revision was admitted; None when it is, or when that cannot be judged.
 
-    "When admitted": the revision was created at `creationTimestamp` (whole seconds, so up
-    to one second later than written), and the admission that pinned its template happened
-    at most `lags.admission` before, more when a fault overlapped. The snapshot's content
+    "When admitted": the admission that pinned the revision's template came before the
+    template was written, so before both the moment the observer first saw that template
+    on the workload (`template_seen`) and the revision's `creationTimestamp` (whole
+    seconds, so one second is added); and it came at most `lags.admission` before that,
+    more when a fault overlapped. The snapshot's content
     must be one the source held at some moment of that window: never one it held only
     before (a stale read), only after (impossible unless a snapshot was replaced), or
     never (a wrong copy, or a snapshot of another source)."""
@@ -331,6 +370,8 @@ def content_violation(
     if revision.created is None or history is None:
         return None
     upper = revision.created + 1.0
+    if template_seen is not None:
+        upper = min(upper, template_seen)
     earliest = history.earliest()
     if earliest is None or earliest > upper:
         return None  # the source was first seen after the revision: nothing to judge with
@@ -534,7 +575,7 @@ class MemoryBound:
     warm-up (median of the first quarter) by at most `ratio` of it or `floor_mib`, whichever
     is larger."""
 
-    warmup_seconds: float = 30.0
+    warmup_seconds: float = 60.0  # imports, first connections, caches filling
     ratio: float = 0.10
     floor_mib: float = 8.0
     min_samples: int = 8  # fewer after the warm-up: the process lived too short to judge

@@ -96,11 +96,13 @@ CONTENT_COLLECTIONS: tuple[tuple[str, str], ...] = (
 EVENTS = ("Event", "/api/v1/events")
 COLLECTIONS = (*HOLDER_COLLECTIONS, *CONTENT_COLLECTIONS, EVENTS)
 HOLDER_KINDS = frozenset(kind for kind, _ in HOLDER_COLLECTIONS)
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Rollout"})
 PATHS = dict(COLLECTIONS)
 
 WATCH_SECONDS = 30  # the server ends each watch after this; it is resumed at once
 READ_TIMEOUT_SECONDS = WATCH_SECONDS + 15  # bookmarks and the end come well within
 LIST_PAGE = 500
+REQUEST_TIMEOUT_SECONDS = 30  # lists and reads (an etcd pause holds them)
 CONFIRM_AFTER_SECONDS = 5.0  # a missing snapshot is read back once watches had this to catch up
 SNAPSHOT_WAIT_SECONDS = 30.0  # a revision's snapshot not seen by then is left to invariant 1's
 CHECK_SECONDS = 1.0
@@ -159,6 +161,9 @@ class _State:
         default_factory=lambda: defaultdict(set)
     )
     unheld_since: dict[ObjectKey, float] = field(default_factory=dict)
+    # (workload uid, template_key) -> when the observer first saw that template on it
+    template_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    watch_restarts: Counter[str] = field(default_factory=Counter)  # lists after the first
     created: set[str] = field(default_factory=set)  # snapshot uids created during the run
     deleted: set[str] = field(default_factory=set)
     event_counts: dict[str, int] = field(default_factory=dict)
@@ -188,7 +193,6 @@ class Observer:
         expected_denials: Mapping[str, frozenset[str]] = EXPECTED_DENIALS,
         release_settle_seconds: float = 30.0,
     ) -> None:
-        self._api = api
         self._namespaces = frozenset(namespaces)
         self._lags = lags or Lags()
         self._memory = memory or MemoryBound()
@@ -203,12 +207,14 @@ class Observer:
         self._threads: list[threading.Thread] = []
         self._streams: dict[str, urllib3.BaseHTTPResponse] = {}
         self._started = time.time()
-        # Watches hold a connection each for their whole life: a pool of their own, so the
-        # driver's requests through `api` never wait for one.
-        # RawApi reads whole answers; a watch is a stream, so its transport is used directly.
+        # A connection pool of its own, one connection per watch (each holds one for its
+        # whole life) and a few for lists and reads, so that the driver's requests through
+        # `api` never wait for one. RawApi reads whole answers; a watch is a stream, so it
+        # goes through the transport directly.
         configuration = copy.deepcopy(api._client.configuration)
-        configuration.connection_pool_maxsize = len(COLLECTIONS) + 2
+        configuration.connection_pool_maxsize = len(COLLECTIONS) + 4
         self._transport = ApiClient(configuration)
+        self._api = RawApi(self._transport, timeout_seconds=REQUEST_TIMEOUT_SECONDS)
 
     # -- the interface the driver uses ----------------------------------------------------
 
@@ -265,6 +271,7 @@ class Observer:
                 "holders": len(state.holders),
                 "snapshots_seen": len(state.seen),
                 "sources": len(state.sources),
+                "watch_restarts": dict(sorted(state.watch_restarts.items())),
             }
             errors = list(state.errors)
         for suspect in suspects:
@@ -297,7 +304,7 @@ class Observer:
         with self._lock:
             streams = list(self._streams.values())
         for stream in streams:  # unblock reads waiting on a quiet watch
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError, RuntimeError):  # already closed
                 stream.shutdown()
         for thread in self._threads:
             thread.join(timeout=10)
@@ -322,8 +329,13 @@ class Observer:
 
     def _follow(self, kind: str, path: str) -> None:
         delay = 0.5
+        first = True
         while not self._stopping.is_set():
             try:
+                if not first:
+                    with self._lock:
+                        self._state.watch_restarts[kind] += 1
+                first = False
                 version = self._relist(kind, path)
                 delay = 0.5
                 while not self._stopping.is_set():
@@ -455,6 +467,8 @@ class Observer:
             previous = state.holders.get(name)
             state.holders[name] = holder
             self._index(name, previous, holder, now)
+            if holder.kind in WORKLOAD_KINDS and holder.template is not None:
+                state.template_seen.setdefault((holder.uid, holder.template), now)
             known = state.seen.keys()
             for missing in missing_snapshots(holder, state.present.keys(), known):
                 state.missing_checks.setdefault(
@@ -660,7 +674,12 @@ class Observer:
             history = None
             if source is not None:
                 history = copy.deepcopy(self._state.sources.get((holder.namespace, *source)))
-        return content_violation(holder, source_key, snapshot, history, faults, self._lags)
+            seen = None
+            if holder.owner is not None and holder.template is not None:
+                seen = self._state.template_seen.get((holder.owner, holder.template))
+        return content_violation(
+            holder, source_key, snapshot, history, faults, self._lags, template_seen=seen
+        )
 
     def _check_revisions_agree(self) -> None:
         """Invariant 2, over the holders known now."""

@@ -30,6 +30,7 @@ from chaos.invariants import (
     old_orphans,
     revision_mismatches,
     snapshot_record,
+    template_key,
     uncalled_for_denials,
 )
 
@@ -162,6 +163,49 @@ def test_a_fault_stretches_the_admission_window() -> None:
     assert content_violation(revision, "configmap/app", snap, journal, [], Lags()) is not None
     pause = [Fault("etcd-pause", T0 - 35, T0 - 5)]
     assert content_violation(revision, "configmap/app", snap, journal, pause, Lags()) is None
+
+
+def test_a_revision_made_late_is_judged_from_when_its_template_was_written() -> None:
+    """The controller made the ReplicaSet 30 s after the template was written, and the
+    source changed in between: the template's admission is what pinned it."""
+    snap = snapshot_of("app", V1, T0 - 100)
+    revision = replica_set("web-late", T0, snap)
+    journal = history((T0 - 100, V1), (T0 - 20, V2))
+    assert content_violation(revision, "configmap/app", snap, journal, [], Lags()) is not None
+    assert (
+        content_violation(
+            revision, "configmap/app", snap, journal, [], Lags(), template_seen=T0 - 30
+        )
+        is None
+    )
+
+
+def test_a_workload_and_its_revisions_share_one_template_key() -> None:
+    template = {
+        "metadata": {"labels": {"app": "web"}, "annotations": {"configpin.io/pins": "{}"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    }
+    deployment = {"spec": {"template": template}}
+    copied = {
+        "metadata": {
+            **template["metadata"],
+            "labels": {"app": "web", "pod-template-hash": "5d8f"},
+            "creationTimestamp": None,
+        },
+        "spec": template["spec"],
+    }
+    replica_set_obj = {"spec": {"template": copied}}
+    revision = {"data": {"spec": {"template": {**template, "$patch": "replace"}}}}
+    key = template_key(deployment, "Deployment")
+    assert key is not None
+    assert template_key(replica_set_obj, "ReplicaSet") == key
+    assert template_key(revision, "ControllerRevision") == key
+    changed = {
+        "spec": {
+            "template": {**template, "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
+        }
+    }
+    assert template_key(changed, "Deployment") != key
 
 
 def test_a_content_the_source_never_held_is_caught() -> None:
