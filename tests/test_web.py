@@ -520,6 +520,35 @@ def test_a_second_identical_review_reuses_the_snapshots(webhook: Webhook) -> Non
     }
 
 
+def test_mutate_answers_post_only(webhook: Webhook) -> None:
+    http = webhook.client.get("/mutate")
+
+    assert http.status_code == 405
+    assert http.headers["allow"] == "POST"
+
+
+def test_an_unexpected_error_in_the_web_layer_is_a_500_that_quotes_nothing(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(body: bytes, kinds: object) -> None:
+        raise ValueError("hunter2 from the body")
+
+    monkeypatch.setattr(app.web.app, "parse_review", broken)
+
+    http = webhook.post(review(deployment()))
+
+    assert http.status_code == 500
+    assert "hunter2" not in http.text
+    assert "ValueError" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(webhook: Webhook) -> None:
+    obj = deployment(template_annotations={"note": "[" * 300 + "{" * 300})
+
+    assert webhook.answer(review(obj))["allowed"] is True
+
+
 # --- health, readiness, metrics --------------------------------------------------------
 
 

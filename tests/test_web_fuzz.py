@@ -220,8 +220,9 @@ def test_deep_nesting_is_a_400_not_a_recursion_error() -> None:
             "oldObject": {"spec": {"template": {"spec": {}}}},
         },
     }
-    # 900 levels parse but break recursive copies; the parser itself stops 100,000.
-    for depth in (900, 100_000):
+    # 900 levels parse but break recursive copies; the parser itself stops 100,000; the
+    # object sits 6 levels down, so 95 more make the first depth over the limit of 100.
+    for depth in (95, 900, 100_000):
         nested = "[" * depth + "]" * depth
         body = json.dumps(base).replace('"NEST"', nested).encode()
         metrics = Metrics()
@@ -232,3 +233,5 @@ def test_deep_nesting_is_a_400_not_a_recursion_error() -> None:
         message = http.json()["error"]
         assert http.status_code == 400, depth
         assert "nests deeper" in message or "depth limit" in message, message
+    at_the_limit = json.dumps(base).replace('"NEST"', "[" * 94 + "]" * 94).encode()
+    assert client.post("/mutate", content=at_the_limit, headers=JSON).status_code == 200

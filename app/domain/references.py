@@ -90,15 +90,15 @@ def _service_account_volumes(pod_spec: Mapping[str, Any], base: str) -> tuple[st
         return ()
     prefixes = []
     for index, volume in enumerate(volumes):
-        if not isinstance(volume, Mapping):
+        if not isinstance(volume, dict):
             continue
         name, projected = volume.get("name"), volume.get("projected")
-        sources = projected.get("sources") if isinstance(projected, Mapping) else None
+        sources = projected.get("sources") if isinstance(projected, dict) else None
         if (
             isinstance(name, str)
             and name.startswith(SERVICE_ACCOUNT_VOLUME_PREFIX)
             and isinstance(sources, list)
-            and any(isinstance(s, Mapping) and "serviceAccountToken" in s for s in sources)
+            and any(isinstance(s, dict) and "serviceAccountToken" in s for s in sources)
         ):
             prefixes.append(f"{base}/volumes/{index}/")
     return tuple(prefixes)
@@ -147,7 +147,9 @@ _FIELD_TREE = _field_tree()
 
 def _walk(node: Any, tree: _Node, pointer: str, found: list[Reference]) -> None:
     # The hot path of every review: plain tuples and dict lookups, nothing computed twice.
-    if not isinstance(node, Mapping):
+    # Decoded JSON holds plain dicts and lists; checking for `dict` is a C call where an
+    # ABC check (`Mapping`) costs several times more.
+    if not isinstance(node, dict):
         return
     for how, key, segment, branch in tree:
         value = node.get(key)

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 log = logging.getLogger("configpin.tls")
 
@@ -68,7 +68,7 @@ class CertificateReloader:
 
 
 def serve(
-    app: FastAPI,
+    app: ASGIApp,
     host: str,
     port: int,
     cert: Path,
