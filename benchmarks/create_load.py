@@ -40,7 +40,7 @@ def client(
         try:
             api.create(collection, body)
         except Exception as error:  # counted and reported: a failed create is a finding
-            failures.append(type(error).__name__)
+            failures.append(f"{type(error).__name__}: {error}")
             continue
         latencies.append(time.perf_counter() - started)
 
