@@ -267,7 +267,7 @@ class Observer:
             )
             snapshots = {"created": len(state.created), "deleted": len(state.deleted)}
             checked = {
-                "revisions": state.revisions_checked,
+                "revisions": state.revisions_checked,  # and bare Pods, for their content
                 "holders": len(state.holders),
                 "snapshots_seen": len(state.seen),
                 "sources": len(state.sources),
@@ -474,10 +474,13 @@ class Observer:
                 state.missing_checks.setdefault(
                     (name, holder.uid, missing), now + CONFIRM_AFTER_SECONDS
                 )
-            new_revision = holder.kind in REVISION_KINDS and (
-                previous is None or previous.uid != holder.uid
+            # A revision, or a bare Pod (pinned at its own creation): its content is
+            # checked once, when first seen.
+            pinned_at_creation = holder.kind in REVISION_KINDS or (
+                holder.kind == "Pod" and holder.owner is None
             )
-            if new_revision and holder.pins:
+            new = previous is None or previous.uid != holder.uid
+            if pinned_at_creation and new and holder.pins:
                 due = max(now, (holder.created or now) + 1.0 + self._lags.watch) + 1.0
                 state.revision_checks.append(
                     _RevisionCheck(holder, due, due + SNAPSHOT_WAIT_SECONDS)

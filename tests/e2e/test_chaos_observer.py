@@ -74,6 +74,13 @@ def test_the_observer_counts_a_referenced_snapshot_deleted_by_force(
     deployment = mounting_deployment(ns, "web", "app-config", replicas=1)
     kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=json.dumps(deployment))
     eventually(lambda: len(revisions(admin, ns)) == 1, what="the first ReplicaSet")
+    bare = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "solo", "namespace": ns},
+        "spec": deployment["spec"]["template"]["spec"],
+    }
+    create(admin, bare)  # pinned at its own creation, checked like a revision
 
     edit(observer, admin_kubeconfig, ns, "v2")
     kubectl(admin_kubeconfig, "-n", ns, "rollout", "restart", "deployment/web")
@@ -82,9 +89,9 @@ def test_the_observer_counts_a_referenced_snapshot_deleted_by_force(
     kubectl(admin_kubeconfig, "-n", ns, "set", "image", "deployment/web", "app=app:2")
     eventually(lambda: len(revisions(admin, ns)) == 3, what="the new image's ReplicaSet")
 
-    quiet = checked(observer, 3)
+    quiet = checked(observer, 4)
     assert violations(quiet) == dict.fromkeys(INVARIANTS, 0), quiet["invariants"]
-    assert quiet["checked"]["revisions"] == 3, "each revision's content was checked"
+    assert quiet["checked"]["revisions"] == 4, "each revision's content was checked"
     assert quiet["snapshots"] == {"created": 3, "deleted": 0}
     assert "webhook" in quiet["memory"]
 
@@ -94,9 +101,9 @@ def test_the_observer_counts_a_referenced_snapshot_deleted_by_force(
     edit(observer, admin_kubeconfig, ns, "v4")
     kubectl(admin_kubeconfig, "-n", ns, "set", "image", "deployment/web", "app=app:3")
     eventually(lambda: len(revisions(admin, ns)) == 4, what="the next ReplicaSet")
-    after_cut = checked(observer, 4)
+    after_cut = checked(observer, 5)
     assert violations(after_cut) == dict.fromkeys(INVARIANTS, 0), after_cut["invariants"]
-    assert after_cut["checked"]["revisions"] == 4
+    assert after_cut["checked"]["revisions"] == 5
     assert after_cut["observer_errors"] == []
 
     live = revisions(admin, ns)[-1]
