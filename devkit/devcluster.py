@@ -94,15 +94,36 @@ def ensure_cluster(state_name: str | None = None) -> tuple[str, bool]:
     _started_dir = cluster_dir
     atexit.register(teardown_cluster)
     try:
-        result = _run("up", cluster_dir, check=False)
-        if result.returncode != 0:
-            # Free ports are picked before the daemons bind them: another process can take
-            # one in between. `up` cleaned up after itself; one more try settles it.
-            result = _run("up", cluster_dir, check=True)
+        return start_cluster(cluster_dir), True
     except BaseException:
         teardown_cluster()
         raise
-    return _kubeconfig_of(result), True
+
+
+def own_cluster_dir(name: str) -> Path:
+    """A state directory under the cache for a cluster of this process's own."""
+    return _cache_dir() / f"{name}-{os.getpid()}"
+
+
+def start_cluster(cluster_dir: Path) -> str:
+    """Start a cluster in `cluster_dir` (whatever the environment points at); its kubeconfig.
+    The caller stops it with ``stop_cluster``, also when this raises."""
+    result = _run("up", cluster_dir, check=False)
+    if result.returncode != 0:
+        # Free ports are picked before the daemons bind them: another process can take
+        # one in between. `up` cleaned up after itself; one more try settles it.
+        result = _run("up", cluster_dir, check=True)
+    return _kubeconfig_of(result)
+
+
+def cluster_command(cluster_dir: Path, *command: str) -> None:
+    """`scripts/dev-cluster COMMAND...` for the cluster in `cluster_dir`; raises on failure."""
+    env = dict(os.environ, CONFIGPIN_CLUSTER_DIR=str(cluster_dir))
+    subprocess.run([str(DEV_CLUSTER), *command], env=env, stdin=subprocess.DEVNULL, check=True)
+
+
+def stop_cluster(cluster_dir: Path) -> None:
+    _run("down", cluster_dir, check=True)
 
 
 def teardown_cluster() -> None:
@@ -111,4 +132,4 @@ def teardown_cluster() -> None:
     if _started_dir is None:
         return
     cluster_dir, _started_dir = _started_dir, None
-    _run("down", cluster_dir, check=True)
+    stop_cluster(cluster_dir)

@@ -97,7 +97,7 @@ def service_account_kubeconfig(
 
 class Webhook:
     """`configpin serve` as a child process on a free loopback port, with certificates and
-    an HMAC key from `configpin certs`."""
+    an HMAC key from `configpin certs` (or those of `certs`, made for another replica)."""
 
     def __init__(
         self,
@@ -105,20 +105,23 @@ class Webhook:
         workdir: Path,
         env: Mapping[str, str] | None = None,
         entrypoint: tuple[str, ...] = (sys.executable, "-m", "app"),
+        certs: Path | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
-        self.certs = workdir / "certs"
+        self.certs = certs or workdir / "certs"
         self.log = workdir / "webhook.log"
         self.env = dict(env or {})
         self.entrypoint = entrypoint
         self.workdir = workdir
         # Self-managed TLS: the server makes and rotates its own certificates.
         self.self_managed = self.env.get("CONFIGPIN_TLS_MODE") == "self-managed"
-        subprocess.run(
-            [sys.executable, "-m", "app", "certs", "--out", str(self.certs), "--san", "127.0.0.1"],
-            check=True,
-            capture_output=True,
-        )
+        if certs is None:
+            make_certs = ("certs", "--out", str(self.certs), "--san", "127.0.0.1")
+            subprocess.run(
+                [sys.executable, "-m", "app", *make_certs],
+                check=True,
+                capture_output=True,
+            )
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -185,13 +188,18 @@ class Webhook:
 
     def register(self, admin: RawApi) -> dict[str, Any]:
         """The chart's MutatingWebhookConfiguration, pointed at this process by URL."""
-        config = helm_template(
-            "tls.mode=cert-manager",
-            f"webhook.url={self.url}",
-            f"webhook.caBundle={self.ca_bundle}",
-            show_only=["templates/mutatingwebhookconfiguration.yaml"],
-        )[0]
-        delete(admin, config)
-        create(admin, config)
-        time.sleep(1)  # the API server's informer on webhook configurations catches up
-        return config
+        return register_url(admin, self.url, self.ca_bundle)
+
+
+def register_url(admin: RawApi, url: str, ca_bundle: str) -> dict[str, Any]:
+    """The chart's MutatingWebhookConfiguration, pointed at `url` (trusting `ca_bundle`)."""
+    config = helm_template(
+        "tls.mode=cert-manager",
+        f"webhook.url={url}",
+        f"webhook.caBundle={ca_bundle}",
+        show_only=["templates/mutatingwebhookconfiguration.yaml"],
+    )[0]
+    delete(admin, config)
+    create(admin, config)
+    time.sleep(1)  # the API server's informer on webhook configurations catches up
+    return config
