@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: install lint unit test golden-committed mutation demo bench bench-review cluster-build \
-	cluster-down clean
+	cluster-down clean chaos
 
 $(BIN)/configpin: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(BIN)/configpin: pyproject.toml requirements.lock
 install: $(BIN)/configpin
 
 lint: install
-	$(BIN)/ruff check app tests devkit benchmarks scripts/demo scripts/mutation-report
-	$(BIN)/ruff format --check app tests devkit benchmarks scripts/demo scripts/mutation-report
+	$(BIN)/ruff check app tests devkit benchmarks chaos scripts/demo scripts/mutation-report
+	$(BIN)/ruff format --check app tests devkit benchmarks chaos scripts/demo scripts/mutation-report
 	$(BIN)/mypy
 
 unit: install
@@ -70,3 +70,10 @@ bench: install cluster-build
 # The review path alone (no HTTP, no network) against decoding + encoding the review.
 bench-review: install
 	$(BIN)/python benchmarks/admission.py
+
+# configpin's invariants under faults (README, "make chaos") on a cluster of its own: webhook
+# replicas and the leading controller killed, kube-apiserver restarted, etcd frozen, bursts
+# of creates, during 300 rollouts. Not part of `make test` (its short version is:
+# tests/e2e/test_chaos.py). SEED=n replays a run, PROFILE=short runs the short version.
+chaos: install cluster-build
+	$(BIN)/python -m chaos $(if $(SEED),--seed $(SEED)) $(if $(PROFILE),--profile $(PROFILE))

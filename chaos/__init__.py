@@ -1,0 +1,1 @@
+"""`make chaos`: configpin's invariants under the faults production brings (see README)."""
