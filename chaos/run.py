@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per scrape otherwise
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # a line per scrape otherwise
     print(f"chaos: seed {seed} (replay: make chaos SEED={seed})", flush=True)
     signal.signal(signal.SIGTERM, _interrupted)
     workdir = Path(tempfile.mkdtemp(prefix=f"configpin-chaos-{seed}-"))
