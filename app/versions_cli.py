@@ -29,11 +29,10 @@ from app.domain.versions import (
     resource_name,
     template_diff,
     template_kinds,
-    template_of,
     unpin,
     versioned_kinds,
 )
-from app.domain.workloads import WorkloadKind, Workloads
+from app.domain.workloads import WorkloadKind, Workloads, template_of
 from app.kube.api import RawApi
 from app.kube.versions import ClusterVersions, VersionsError, connect_as_user
 

@@ -13,6 +13,7 @@ from app.domain.workloads import (
     WorkloadKind,
     Workloads,
     controller_of,
+    template_of,
 )
 from app.settings import Settings
 
@@ -54,6 +55,16 @@ def test_pointers_of_a_templated_kind_and_of_a_pod() -> None:
     assert resolve(pod, POD.spec_pointer) == {"containers": []}
     assert WIDGET.api_version == "example.com/v1" and POD.api_version == "v1"
     assert DEPLOYMENT.rollbacks == Rollbacks.REPLICA_SETS
+
+
+def test_the_template_of_an_object_is_where_its_row_says() -> None:
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": {"x": 1}}
+    assert template_of(WIDGET, {"spec": {"podTemplate": template}}) == template
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": []}}
+    assert template_of(POD, pod) is pod
+    # Webhooks run before validation: no template, or not an object, is an empty one.
+    assert template_of(WIDGET, {"spec": {}}) == {}
+    assert template_of(WIDGET, {"spec": {"podTemplate": ["x"]}}) == {}
 
 
 def test_controller_of_finds_only_the_controlling_owner() -> None:

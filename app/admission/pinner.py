@@ -27,7 +27,7 @@ from app.domain.pointer import resolve
 from app.domain.references import Reference, SourceKind, find_references
 from app.domain.selectors import label_selector
 from app.domain.snapshots import SOURCE_KIND, build_snapshot, source_name_of, verified_source
-from app.domain.workloads import Rollbacks, WorkloadKind, Workloads, controller_of
+from app.domain.workloads import Rollbacks, WorkloadKind, Workloads, controller_of, template_of
 
 
 class OnFailure(StrEnum):
@@ -135,7 +135,7 @@ def pin_offline(request: PinRequest, policy: Policy) -> Outcome | None:
         return _SKIPPED
     target = _target(kind, obj)
     own_pins = parse_pins(target.metadata)
-    old_template = _template(kind, request.old) if request.old is not None else None
+    old_template = template_of(kind, request.old) if request.old is not None else None
     old_pins = parse_pins(old_template.get("metadata")) if old_template is not None else {}
     if scope.opted_out(obj.get("metadata"), target.metadata):
         return _unpin(request, target, own_pins, old_pins)
@@ -151,7 +151,7 @@ def pin_offline(request: PinRequest, policy: Policy) -> Outcome | None:
     if old_template is not None:
         # Only the stored pins map names back: a pin the request brings that differs from
         # the stored one (a rollback to a revision that differs only in config) is a change.
-        new_template = _template(kind, obj)
+        new_template = template_of(kind, obj)
         if unpinned_template(old_template, [old_pins]) == unpinned_template(
             new_template, [old_pins]
         ):
@@ -198,7 +198,7 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
             status_code=403,
         )
     own_pins = parse_pins(target.metadata)
-    old_template = _template(kind, request.old) if request.old is not None else None
+    old_template = template_of(kind, request.old) if request.old is not None else None
     old_pins = parse_pins(old_template.get("metadata")) if old_template is not None else {}
     live_keys = scope.live_references(obj.get("metadata"), target.metadata) | policy.live_sources
     plan = _Planner(request.namespace, sources, policy.key, live_keys)
@@ -440,7 +440,7 @@ def _is_rollback(request: PinRequest, sources: Sources) -> bool:
     selector = label_selector((request.obj.get("spec") or {}).get("selector"))
     if kind.rollbacks == Rollbacks.NONE or not old_meta.get("uid") or selector is None:
         return False  # an empty or invalid selector: validation refuses the object anyway
-    template = _template(kind, request.obj)
+    template = template_of(kind, request.obj)
     revisions = sources.revision_templates(
         request.namespace, kind.rollbacks, old_meta["uid"], selector
     )
@@ -572,14 +572,8 @@ class _Guarded:
         return self._sources.revision_templates(namespace, kind, owner_uid, selector)
 
 
-def _template(kind: WorkloadKind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod template of `obj` where the table says it sits (a Pod is its own)."""
-    template = resolve(obj, kind.template)
-    return template if isinstance(template, Mapping) else {}
-
-
 def _target(kind: WorkloadKind, obj: Mapping[str, Any]) -> _Target:
-    template = _template(kind, obj)
+    template = template_of(kind, obj)
     spec, metadata = template.get("spec"), template.get("metadata")
     return _Target(
         kind.spec_pointer,

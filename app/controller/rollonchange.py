@@ -54,10 +54,9 @@ from app.domain.rollonchange import (
     record_behind,
     roll_patch,
     rollable,
-    template_of,
     tracked_sources,
 )
-from app.domain.workloads import Rollbacks, WorkloadKind
+from app.domain.workloads import Rollbacks, WorkloadKind, template_of
 from app.kube.api import ApiError, ApiUnreachableError, RawApi
 from app.kube.events import ClusterEvents
 from app.kube.snapshots import list_pages

@@ -26,7 +26,6 @@ from typing import Any
 from app.domain import labels, scope
 from app.domain.naming import DIGEST_LENGTH
 from app.domain.pinning import parse_pins
-from app.domain.pointer import resolve
 from app.domain.references import find_references
 from app.domain.workloads import WorkloadKind
 
@@ -66,11 +65,6 @@ def rollable(kinds: Iterable[WorkloadKind]) -> list[WorkloadKind]:
         and not k.template_immutable
         and not k.unless_controlled
     ]
-
-
-def template_of(kind: WorkloadKind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    found = resolve(obj, kind.template)
-    return found if isinstance(found, Mapping) else {}
 
 
 def _annotations(metadata: Mapping[str, Any] | None) -> Mapping[str, Any]:

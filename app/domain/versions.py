@@ -11,7 +11,6 @@ from typing import Any, Literal
 import yaml
 
 from app.domain.pinning import Pins, parse_pins, snapshot_sources, unpinned_template
-from app.domain.pointer import resolve
 from app.domain.references import SourceKind
 from app.domain.timestamps import parse_time
 from app.domain.workloads import Rollbacks, WorkloadKind
@@ -63,11 +62,6 @@ def template_kinds(workloads: Iterable[WorkloadKind]) -> list[WorkloadKind]:
     """The kinds whose own template may pin a snapshot (not Pods and ReplicaSets, which are
     instances and revisions of those: they keep snapshots through ownerReferences)."""
     return [kind for kind in workloads if not kind.is_pod and not kind.unless_controlled]
-
-
-def template_of(kind: WorkloadKind, workload: Mapping[str, Any]) -> Mapping[str, Any]:
-    template = resolve(workload, kind.template)
-    return template if isinstance(template, Mapping) else {}
 
 
 @dataclass(frozen=True)

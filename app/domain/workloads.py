@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app.domain.pointer import resolve
+
 CREATE_ONLY = ("CREATE",)
 CREATE_AND_UPDATE = ("CREATE", "UPDATE")
 
@@ -168,6 +170,13 @@ class Workloads:
             return None
         group = api_version.rpartition("/")[0]
         return self.find(group, kind)
+
+
+def template_of(kind: WorkloadKind, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod template of `obj` where the table says it sits (a Pod is its own); empty when
+    it is missing or not an object (webhooks run before validation)."""
+    template = resolve(obj, kind.template)
+    return template if isinstance(template, Mapping) else {}
 
 
 def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
