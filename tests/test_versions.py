@@ -240,7 +240,7 @@ class TestHistory:
         changes = key_changes({"a": "1", "b": "2", "c": "3"}, {"b": "2", "c": "4", "d": "5"})
         assert changes == KeyChanges(("d",), ("a",), ("c",))
         assert changes.summary() == "+d -a ~c"
-        assert not key_changes({"a": "1"}, {"a": "1"})
+        assert key_changes({"a": "1"}, {"a": "1"}) == KeyChanges()
 
     def test_table_layout(self) -> None:
         table = history_table(history(revisions(), SNAPSHOTS), NOW, color=False)

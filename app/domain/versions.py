@@ -4,6 +4,7 @@ between them, and the way back to live sources. Pure: objects in, rows and text 
 import datetime
 import difflib
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -91,7 +92,7 @@ def revisions_of(
         ):
             continue
         if kind.rollbacks is Rollbacks.REPLICA_SETS:
-            annotation = REVISION_ANNOTATIONS.get(kind.group, "")
+            annotation = REVISION_ANNOTATIONS[kind.group]  # the table's kinds: apps, Argo
             raw_number: Any = (metadata.get("annotations") or {}).get(annotation)
             template = (obj.get("spec") or {}).get("template") or {}
         else:
@@ -105,7 +106,7 @@ def revisions_of(
         found.append(
             Revision(
                 number,
-                metadata.get("name", ""),
+                metadata["name"],
                 parse_time(metadata.get("creationTimestamp")),
                 template,
             )
@@ -142,9 +143,6 @@ class KeyChanges:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
 
     def summary(self) -> str:
         """`+new -gone ~edited`: key names only, never a value."""
@@ -216,15 +214,18 @@ def _state(
     snapshots: Mapping[tuple[SourceKind, str], Snapshot],
 ) -> SourceState:
     kind = source_kind(source)
-    snapshot = snapshots.get((kind, name)) or Snapshot(name, None, None)
-    if snapshot.content is None:
+    snapshot = snapshots.get((kind, name))
+    if snapshot is None or snapshot.content is None:
         return SourceState(source, name, None, "snapshot missing")
     if before is None:
         return SourceState(source, name, snapshot.created, "new")
     if before == name:
         return SourceState(source, name, snapshot.created, "unchanged")
+    # Against a snapshot gone since, which keys changed is unknown: "changed" says only that.
     earlier = snapshots.get((kind, before))
-    changes = key_changes(earlier.content or {}, snapshot.content) if earlier else KeyChanges()
+    if earlier is None or earlier.content is None:
+        return SourceState(source, name, snapshot.created, "changed")
+    changes = key_changes(earlier.content, snapshot.content)
     return SourceState(source, name, snapshot.created, "changed", changes)
 
 
@@ -303,9 +304,11 @@ def _cell(state: SourceState | None, now: datetime.datetime) -> str:
 
 
 def _line(cells: Sequence[str], widths: Sequence[int], style: str) -> str:
-    text = "   ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-    text = text.rstrip()
-    return f"{style}{text}{RESET}\n" if style else f"{text}\n"
+    return _styled("   ".join(map(str.ljust, cells, widths)).rstrip(), style)
+
+
+def _styled(line: str, style: str) -> str:
+    return f"{style}{line}{RESET}\n" if style else f"{line}\n"
 
 
 def history_document(
@@ -408,15 +411,18 @@ class MissingSnapshotError(LookupError):
 
 
 def _lines(content: Mapping[str, str]) -> list[str]:
-    """A ConfigMap's keys as YAML-like lines: `key: value`, or a block for multi-line values."""
+    """A ConfigMap's keys as YAML-like lines: `key: value`, or a block for a value with a line
+    break, whose header tells how the value ends as YAML's does: `|` one line break, `|-`
+    none, `|+` more (each shown as an empty line)."""
     lines: list[str] = []
     for key in sorted(content):
         value = content[key]
-        if "\n" in value.rstrip("\n"):
-            lines.append(f"{key}: |")
-            lines += [f"  {line}" for line in value.splitlines()]
-        else:
+        if "\n" not in value:
             lines.append(f"{key}: {value}")
+            continue
+        header = "|+" if value.endswith("\n\n") else "|" if value.endswith("\n") else "|-"
+        lines.append(f"{key}: {header}")
+        lines += [f"  {line}" for line in value.splitlines()]
     return lines
 
 
@@ -454,7 +460,8 @@ def template_diff(resource: str, before: Mapping[str, Any], after: Mapping[str, 
 
 
 def _yaml_lines(template: Mapping[str, Any]) -> list[str]:
-    return yaml.safe_dump({"template": dict(template)}, sort_keys=True, width=10**6).splitlines()
+    # Keys sorted (safe_dump's default); no line folded, however long.
+    return yaml.safe_dump({"template": dict(template)}, width=math.inf).splitlines()
 
 
 RED = "\033[31m"
@@ -463,15 +470,15 @@ RED = "\033[31m"
 def colored_diff(text: str) -> str:
     """A unified diff with removed lines red and added lines green, for a terminal."""
     out = []
-    for line in text.splitlines(keepends=True):
+    for line in text.splitlines():
         if line.startswith(("---", "+++")):
-            out.append(f"{BOLD}{line.rstrip(chr(10))}{RESET}\n")
+            out.append(_styled(line, BOLD))
         elif line.startswith("-"):
-            out.append(f"{RED}{line.rstrip(chr(10))}{RESET}\n")
+            out.append(_styled(line, RED))
         elif line.startswith("+"):
-            out.append(f"{GREEN}{line.rstrip(chr(10))}{RESET}\n")
+            out.append(_styled(line, GREEN))
         else:
-            out.append(line)
+            out.append(_styled(line, ""))
     return "".join(out)
 
 
