@@ -6,10 +6,12 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from app.admission import service
 from app.admission.pinner import OnFailure, Policy
 from app.admission.review import parse_review
 from app.admission.service import Admission
@@ -108,6 +110,18 @@ class TestLogLines:
         answer(review(pod, namespace=""))
         assert messages(caplog, logging.DEBUG) == ["CREATE Pod /p: skipped, 0 patch operations"]
         assert messages(caplog, logging.INFO) == []
+
+    def test_the_time_taken_is_logged_in_milliseconds_and_counted_in_seconds(
+        self, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        caplog.set_level(logging.INFO, "configpin.admission")
+        ticks = iter([10.0, 10.25])  # the review starts, then ends a quarter second later
+        monkeypatch.setattr(service, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+        _, metrics = answer(review(deployment()))
+        [line] = [r.getMessage() for r in caplog.records if r.name == "configpin.admission"]
+        assert line.endswith(" patch operations in 250.0 ms")
+        kind = {"kind": "Deployment"}
+        assert sample(metrics, "configpin_admission_duration_seconds_sum", **kind) == 0.25
 
     def test_every_warning_is_logged_as_it_was_answered(
         self, caplog: pytest.LogCaptureFixture

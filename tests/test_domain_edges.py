@@ -8,7 +8,7 @@ import pytest
 from app.domain import labels
 from app.domain.naming import InvalidKeyError, check_key, content_digest
 from app.domain.pinning import patch_operations, snapshot_sources, unpinned_template
-from app.domain.pointer import escape
+from app.domain.pointer import escape, resolve
 from app.domain.references import find_references
 from app.domain.scope import live_references
 
@@ -76,6 +76,12 @@ class TestPointers:
     def test_escape_follows_rfc_6901(self) -> None:
         assert escape("a~b/c") == "a~0b~1c"
         assert escape(3) == "3"
+
+    def test_resolve_reads_escaped_segments_back(self) -> None:
+        obj = {"a~b": {"c/d": 1}, "x~1": 2}
+        assert resolve(obj, f"/{escape('a~b')}/{escape('c/d')}") == 1
+        # `~01` is `~1` itself, not `/`: `~1` is read before `~0` (RFC 6901).
+        assert resolve(obj, "/x~01") == 2
 
     def test_the_pins_annotation_can_sit_under_any_pointer(self) -> None:
         obj = {"items": [{}, {"meta/data": {"annotations": {"x": "y"}}}]}

@@ -73,6 +73,16 @@ class TestReferencedNames:
         assert ("secret", "db-bbbbbbbbbb") in referenced_names(revision)
         assert referenced_names(pod_metadata_only) == referenced_names(revision)
 
+    def test_pod_templates_in_a_list_count(self) -> None:
+        # A custom kind with a pod template per group of workers (RayCluster's workerGroupSpecs).
+        spec = {"containers": [{"name": "w", "envFrom": [{"secretRef": {"name": "extra"}}]}]}
+        workers = {"template": template({labels.PINS: PINS}, spec)}
+        assert referenced_names({"spec": {"workerGroupSpecs": [workers]}}) == {
+            ("configmap", "app-config-aaaaaaaaaa"),
+            ("secret", "db-bbbbbbbbbb"),
+            ("secret", "extra"),
+        }
+
     def test_a_malformed_pins_annotation_names_nothing_but_references_still_count(self) -> None:
         spec = {"containers": [], "volumes": [{"name": "v", "secret": {"secretName": "db-x"}}]}
         assert referenced_names(template({labels.PINS: "{not json"}, spec)) == {("secret", "db-x")}
@@ -98,6 +108,12 @@ class TestOwnership:
             {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs-2", "uid": "rs-2"}
         ]
         assert missing_owner_references(owned, [rs("rs-1")]) == []
+
+    def test_every_new_owner_is_added_in_uid_order(self) -> None:
+        assert missing_owner_references(snapshot(), [rs("rs-2"), rs("rs-1")]) == [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs-1", "uid": "rs-1"},
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs-2", "uid": "rs-2"},
+        ]
 
 
 class TestSweep:
@@ -150,6 +166,22 @@ class TestRelease:
         message = held_message("app-config-aaaaaaaaaa", holders)
         assert message.startswith("snapshot app-config-aaaaaaaaaa is being deleted but is still")
         assert "ReplicaSet/web-0" in message and message.endswith("and 2 more")
+
+    def test_held_from_the_moment_of_the_deletion_never_before(self) -> None:
+        assert held_time(self.deleting(datetime.timedelta(0)), NOW) == 0.0
+        # A deletion stamped ahead of this clock (skew between API server and controller).
+        assert held_time(self.deleting(-datetime.timedelta(seconds=5)), NOW) == 0.0
+
+    def test_the_held_event_names_five_holders_then_counts_the_others(self) -> None:
+        five = [rs(str(i)) for i in range(5)]
+        in_use = "snapshot app-config-aaaaaaaaaa is being deleted but is still in use by"
+        names = "ReplicaSet/web-0, ReplicaSet/web-1, ReplicaSet/web-2, ReplicaSet/web-3"
+        assert held_message("app-config-aaaaaaaaaa", five) == (
+            f"{in_use} {names}, ReplicaSet/web-4"
+        )
+        assert held_message("app-config-aaaaaaaaaa", [*five, rs("5")]) == (
+            f"{in_use} {names}, ReplicaSet/web-4 and 1 more"
+        )
 
 
 def test_snapshot_key() -> None:

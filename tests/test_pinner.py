@@ -232,6 +232,15 @@ class TestUntrustedNames:
         assert all("other" not in s["metadata"]["name"] for s in sources.created)
         assert outcome.allowed
 
+    def test_a_template_whose_spec_or_metadata_is_not_an_object_is_left_alone(self) -> None:
+        # No API server sends this (it decodes the object first), but anyone who can reach
+        # the webhook can: nothing to pin, and no internal error.
+        for template in ({"metadata": "x", "spec": {"containers": []}}, {"spec": ["x"]}):
+            workload = deployment()
+            workload["spec"]["template"] = template
+            outcome, _ = run(workload, world())
+            assert (outcome.result, outcome.patch) == ("unchanged", []), template
+
 
 class TestMissing:
     def test_optional_missing_reference_is_left_as_is(self) -> None:

@@ -39,10 +39,12 @@ def test_custom_kinds_follow_the_built_in_rows_and_cannot_repeat_one() -> None:
     table = Workloads([WIDGET])
     assert list(table)[-1] is WIDGET
     assert table.find_object({"apiVersion": "example.com/v1", "kind": "Widget"}) is WIDGET
-    with pytest.raises(DuplicateKindError):
+    with pytest.raises(DuplicateKindError, match=r"^Deployment\.apps is listed twice$"):
         Workloads([DEPLOYMENT])
-    with pytest.raises(DuplicateKindError):
+    with pytest.raises(DuplicateKindError, match=r"^Widget\.example\.com is listed twice$"):
         Workloads([WIDGET, WIDGET])
+    with pytest.raises(DuplicateKindError, match=r"^Pod\.core is listed twice$"):
+        Workloads([POD])
 
 
 def test_pointers_of_a_templated_kind_and_of_a_pod() -> None:

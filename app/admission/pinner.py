@@ -176,7 +176,7 @@ def _pin(request: PinRequest, sources: Sources, policy: Policy) -> Outcome:
         if ns_labels is None or not scope.namespace_opted_in(ns_labels):
             return _SKIPPED
     if kind.template_elsewhere and resolve(obj, kind.template_elsewhere) is not None:
-        field_name = kind.template_elsewhere.strip("/").replace("/", ".")
+        field_name = kind.template_elsewhere.removeprefix("/").replace("/", ".")
         return Outcome(
             "skipped",
             warnings=(

@@ -90,7 +90,7 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
         raise BadReviewError("invalid AdmissionReview: request.dryRun: must be a boolean")
     return AdmissionReview(
         AdmissionRequest(
-            uid=_string(request, "uid", "request.uid", required=True),
+            uid=_string(request, "uid", "request.uid"),  # present: checked first
             kind=kind,
             operation=_string(request, "operation", "request.operation", required=True),
             namespace=_string(request, "namespace", "request.namespace"),

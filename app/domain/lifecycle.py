@@ -62,8 +62,8 @@ def holder_of(obj: Mapping[str, Any], kind: str, api_version: str) -> Holder:
     return Holder(
         api_version=api_version,
         kind=kind,
-        name=meta.get("name", ""),
-        uid=meta.get("uid", ""),
+        name=meta["name"],  # a listed object: the API server gave it both
+        uid=meta["uid"],
         owns=kind in OWNER_KINDS or bare_pod,
     )
 
@@ -94,7 +94,7 @@ def _mappings(node: Any) -> Iterator[Mapping[str, Any]]:
 
 def snapshot_key(obj: Mapping[str, Any]) -> SnapshotKey:
     meta = obj["metadata"]
-    return (meta.get("namespace", ""), SOURCE_KIND[obj["kind"]], meta["name"])
+    return (meta["namespace"], SOURCE_KIND[obj["kind"]], meta["name"])
 
 
 def missing_owner_references(
@@ -104,7 +104,7 @@ def missing_owner_references(
     present = {o.get("uid") for o in (snapshot.get("metadata") or {}).get("ownerReferences") or []}
     wanted: dict[str, dict[str, Any]] = {}
     for holder in holders:
-        if holder.owns and holder.uid and holder.uid not in present:
+        if holder.owns and holder.uid not in present:
             wanted.setdefault(holder.uid, holder.owner_reference())
     return [wanted[uid] for uid in sorted(wanted)]
 

@@ -8,6 +8,6 @@ def parse_time(value: object) -> datetime.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.datetime.fromisoformat(value)  # reads `Z` since Python 3.11
     except ValueError:
         return None
