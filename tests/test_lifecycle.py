@@ -87,6 +87,10 @@ class TestReferencedNames:
         spec = {"containers": [], "volumes": [{"name": "v", "secret": {"secretName": "db-x"}}]}
         assert referenced_names(template({labels.PINS: "{not json"}, spec)) == {("secret", "db-x")}
         assert referenced_names(template({labels.PINS: '["a"]'}, {})) == set()
+        # Read as the webhook reads pins: a key whose source is not an object name is no pin
+        # (what the template runs with is in its references, which always count).
+        crafted = json.dumps({"configmap/../x": "app-config-aaaaaaaaaa", "pod/p": "p-1"})
+        assert referenced_names(template({labels.PINS: crafted}, {})) == set()
 
 
 class TestOwnership:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain import labels
-from app.domain.pinning import parse_pins
+from app.domain.pinning import parse_pins, snapshot_sources
 from app.domain.references import SourceKind, find_references
 from app.domain.snapshots import SOURCE_KIND, is_snapshot
 from app.domain.timestamps import parse_time
@@ -73,10 +73,7 @@ def referenced_names(obj: Mapping[str, Any]) -> set[tuple[SourceKind, str]]:
     pins annotation in it, and each reference of each pod spec in it."""
     found: set[tuple[SourceKind, str]] = set()
     for node in _mappings(obj):
-        for source, snapshot in parse_pins(node).items():
-            kind = source.partition("/")[0]
-            if kind in ("configmap", "secret"):
-                found.add((kind, snapshot))  # type: ignore[arg-type]
+        found |= snapshot_sources(parse_pins(node)).keys()
         if isinstance(node.get("containers"), list):
             found |= {(ref.kind, ref.name) for ref in find_references(node, "")}
     return found
