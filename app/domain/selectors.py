@@ -6,9 +6,10 @@ from typing import Any
 
 from app.domain.labels import is_label_value
 
-# A label key: an optional DNS-subdomain prefix and a name of at most 63 characters.
+# A label key: an optional prefix, a DNS subdomain of at most 253 characters, then a name of
+# at most 63.
 _KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"^((?=[^/]{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _SET_OPERATORS = {"In": "in", "NotIn": "notin"}
@@ -50,4 +51,4 @@ def _expression(expression: Any) -> str | None:
 
 
 def _is_key(key: Any) -> bool:
-    return isinstance(key, str) and len(key) <= 317 and _KEY.match(key) is not None
+    return isinstance(key, str) and _KEY.match(key) is not None
