@@ -189,3 +189,56 @@ def test_rollable_kinds_come_from_the_workload_table() -> None:
         "DaemonSet",
         "Rollout",
     ]  # not Pods, Jobs (an immutable template) nor ReplicaSets (a new template replaces no Pod)
+
+
+# The controller's clock is time.monotonic(): seconds since an arbitrary start, far from 0.
+BOOT = 86_400.0
+
+
+def test_a_record_is_compact_json_and_keeps_string_digests_only() -> None:
+    assert Record(2, {"secret/db": "d", "configmap/a": "c"}).encode() == (
+        '{"n":2,"sources":{"configmap/a":"c","secret/db":"d"}}'
+    )
+    raw = '{"n": 1, "sources": {"secret/db": "d", "secret/odd": 5}}'
+    assert parse_record({"annotations": {ROLLED_FOR: raw}}) == Record(1, {"secret/db": "d"})
+
+
+def test_the_templates_own_live_list_and_live_by_default_references_are_not_tracked() -> None:
+    volumes = [
+        {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}},
+        {"name": "cfg", "configMap": {"name": "app-config"}},
+        {"name": "db", "secret": {"secretName": "db"}},
+    ]
+    spec = {
+        "containers": [{"name": "app", "envFrom": [{"secretRef": {"name": "../not-a-name"}}]}],
+        "imagePullSecrets": [{"name": "registry"}],
+        "volumes": volumes,
+    }
+    live = {"metadata": {"annotations": {"configpin.io/live": "secret/db"}}, "spec": spec}
+    assert tracked_sources({}, live) == {"configmap/app-config": MISSING}
+
+
+def test_a_pins_key_whose_source_is_not_an_object_name_is_no_pin() -> None:
+    crafted = template({"configmap/../x": "app-config-cccccccccc"}, PINNED["spec"]["volumes"])
+    assert tracked_sources({}, crafted) == {
+        "configmap/app-config-cccccccccc": MISSING,
+        "secret/db-bbbbbbbbbb": MISSING,
+    }
+
+
+def test_the_same_content_seen_again_waits_only_out_the_quiet_time() -> None:
+    debounce = Debouncer(quiet=5, longest=60)
+    signature = (("secret/db", "a"),)
+    assert not debounce.ready("w", signature, BOOT)
+    assert debounce.ready("w", signature, BOOT + 5)
+    assert not Debouncer(quiet=5, longest=12).ready("v", signature, BOOT + 1)
+    debounce.forget("w")
+    debounce.forget("never-seen")
+    assert not debounce.ready("w", signature, BOOT + 6)  # starts afresh
+
+
+def test_a_rollout_leaves_the_window_exactly_window_seconds_later() -> None:
+    limit = RateLimit(count=1, window=60)
+    assert limit.allow("a", BOOT)
+    assert not limit.allow("a", BOOT + 59.9)
+    assert limit.allow("a", BOOT + 60)

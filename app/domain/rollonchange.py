@@ -25,7 +25,8 @@ from typing import Any
 
 from app.domain import labels, scope
 from app.domain.naming import DIGEST_LENGTH
-from app.domain.pinning import parse_pins
+from app.domain.pinning import parse_pins, snapshot_sources
+from app.domain.pointer import unescape
 from app.domain.references import find_references
 from app.domain.workloads import WorkloadKind
 
@@ -125,7 +126,10 @@ def tracked_sources(
     `configpin.io/live` list are not tracked: their changes reach the Pods without a rollout."""
     template_metadata = template.get("metadata")
     pins = parse_pins(template_metadata)
-    snapshots = {(key.partition("/")[0], name): key for key, name in pins.items()}
+    # Keys read as the webhook reads them: a source that is not an object name is no pin.
+    snapshots = {
+        (kind, name): f"{kind}/{source}" for (kind, name), source in snapshot_sources(pins).items()
+    }
     live = scope.live_references(workload_metadata, template_metadata)
     tracked: Digests = {}
     for ref in find_references(template.get("spec") or {}, "/spec"):
@@ -192,7 +196,7 @@ def roll_patch(
     if restarted_at is not None:
         node: dict[str, Any] = {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}
         for segment in reversed(kind.template.split("/")[1:]):
-            node = {segment.replace("~1", "/").replace("~0", "~"): node}
+            node = {unescape(segment): node}
         patch |= node
     return patch
 
@@ -201,7 +205,7 @@ def describe_change(changed: Iterable[str], appeared: Iterable[str]) -> str:
     """The Event's message: names of sources only, never content."""
     came = set(appeared)
     parts = [
-        f"{key.replace('/', ' ', 1)} {'appeared' if key in came else 'changed'}" for key in changed
+        f"{key.replace('/', ' ')} {'appeared' if key in came else 'changed'}" for key in changed
     ]
     return (
         ", ".join(parts)
