@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from app.domain import labels
+from app.domain.messages import listed
 from app.domain.naming import InvalidKeyError, check_key, content_digest
 from app.domain.pinning import patch_operations, snapshot_sources, unpinned_template
 from app.domain.pointer import escape, resolve
@@ -70,6 +71,12 @@ class TestNamesAreStable:
         # unbound digests of earlier snapshots must stay recognisable.
         assert content_digest(self.KEY, kind, source) == digest
         assert content_digest(self.KEY, kind, source, bound=False) == unbound
+
+
+def test_a_list_names_its_first_items_then_counts_the_others() -> None:
+    assert listed(["a", "b", "c"], limit=3) == "a, b, c"
+    assert listed(["a", "b", "c", "d"], limit=3) == "a, b, c and 1 more"
+    assert listed([f"s{i}" for i in range(5010)]).endswith(", s9 and 5,000 more")
 
 
 class TestPointers:

@@ -180,11 +180,17 @@ class TestBoundedWork:
         sources = world(CONFIG, DB, *objects)
         policy = Policy(key=KEY, max_sources=5)
         refused, _ = run(deployment(spec), sources, policy=policy)
-        assert not refused.allowed and "8 distinct sources" in (refused.denial or "")
-        assert "limit of 5" in (refused.denial or "")
+        limit = "8 distinct sources, more than the limit of 5 (CONFIGPIN_MAX_SOURCES)"
+        assert (refused.allowed, refused.status_code) == (False, 403)
+        assert refused.denial == f"configpin the Deployment references {limit}"
         admitted, _ = run(bare_pod(spec), sources, policy=policy)
-        assert admitted.allowed and admitted.patch == [] and "limit of 5" in admitted.warnings[0]
+        assert admitted.allowed and admitted.patch == []
+        assert admitted.warnings == (
+            f"configpin: Pod admitted unpinned, the Pod references {limit}",
+        )
         assert sources.reads == [] and sources.created == []
+        # A policy's refusal, not the API failing: not counted as an API error.
+        assert not refused.api_failure and not admitted.api_failure
 
     def test_no_call_and_no_snapshot_after_the_review_deadline(self) -> None:
         spec, objects = self.many_sources(4)
@@ -216,6 +222,21 @@ class TestOptOut:
         assert template_names(patched) == ("app-config", "db", "app-config")
         assert labels.PINS not in patched["spec"]["template"]["metadata"]["annotations"]
         assert len(sources.reads) == reads  # no I/O needed
+
+    def test_opting_out_unpins_by_the_pins_of_the_stored_object_or_of_the_request(self) -> None:
+        sources = world()
+        stored = run(deployment(), sources)[1]
+        unpinned = ("app-config", "db", "app-config")
+        # The request dropped the pins annotation with the opt-out: the stored one maps back.
+        bare = copy.deepcopy(stored)
+        bare["spec"]["template"]["metadata"]["annotations"] = {labels.INJECT: "false"}
+        outcome, patched = run(bare, sources, stored)
+        assert (outcome.result, template_names(patched)) == ("unpinned", unpinned)
+        # A pinned manifest created anew with the opt-out: its own pins map back.
+        created = copy.deepcopy(stored)
+        created["spec"]["template"]["metadata"]["annotations"][labels.INJECT] = "false"
+        outcome, patched = run(created, sources)
+        assert (outcome.result, template_names(patched)) == ("unpinned", unpinned)
 
 
 def canary_template() -> dict[str, Any]:
@@ -311,6 +332,25 @@ class TestDeletedSnapshot:
         assert outcome.allowed and f"configmap shop/{snap(CONFIG)}" in outcome.warnings[0]
         assert outcome.event == outcome.warnings[0]
 
+    def test_the_message_names_what_is_missing_then_what_is_lost(self) -> None:
+        sources = world()
+        first = run(deployment(), sources)[1]
+        sources.add(EDITED)
+        second = run(deployment(image="web:2"), sources, first)[1]
+        del sources.objects[(NS, "configmap", snap(CONFIG))]
+        del sources.objects[(NS, "secret", "db")]
+        undo = copy.deepcopy(second)
+        undo["spec"]["template"] = copy.deepcopy(first["spec"]["template"])
+        undo["spec"]["template"]["spec"]["volumes"].append(
+            {"name": "extra", "secret": {"secretName": "extra"}}
+        )
+        outcome, _ = run(undo, sources, second)
+        assert outcome.warnings == (
+            f"configpin: required source not found, left unpinned: secret {NS}/extra; "
+            f"snapshot not found: configmap {NS}/{snap(CONFIG)} (deleted, and its source "
+            "changed since: Pods cannot start until it exists)",
+        )
+
     def test_refused_with_missing_source_deny(self) -> None:
         outcome, _, _ = self.rolled_back(Policy(key=KEY, missing_source=OnMissing.DENY))
         assert not outcome.allowed and snap(CONFIG) in (outcome.denial or "")
@@ -327,6 +367,37 @@ class TestHonestFailures:
         assert not outcome.allowed and "nothing was changed" not in (outcome.denial or "")
         created = [s["metadata"]["name"] for s in sources.created]
         assert created and all(name in (outcome.denial or "") for name in created)
+
+    def test_admitted_unpinned_it_still_says_which_snapshots_exist(self) -> None:
+        spec = pod_spec()
+        spec["volumes"].append({"name": "f", "configMap": {"name": "features"}})
+        sources = world(CONFIG, DB, cm("features", {"a": "b"}))
+        sources.fail_next("create", "configmap", NS, "features")
+        outcome, _ = run(bare_pod(spec), sources)  # a bare Pod fails open
+        kinds = {"ConfigMap": "configmap", "Secret": "secret"}
+        created = [f"{kinds[s['kind']]} {NS}/{s['metadata']['name']}" for s in sources.created]
+        [warning] = outcome.warnings
+        assert outcome.allowed and outcome.api_failure and len(created) == 2
+        assert warning.startswith("configpin: Pod admitted unpinned, could not create")
+        assert warning.endswith(f"; snapshots created before the failure: {', '.join(created)}")
+
+    def test_a_snapshot_being_deleted_or_a_name_taken_is_not_pinned_to(self) -> None:
+        deleting = build_snapshot(KEY, "configmap", CONFIG)
+        deleting["metadata"]["deletionTimestamp"] = "2026-11-27T10:00:00Z"
+        squatter = cm(snap(CONFIG), {"other": "content"})
+        for holder, why in (
+            (deleting, "could not use snapshot {}: the snapshot is being deleted"),
+            (squatter, "could not create snapshot {}: the name is taken by another object"),
+        ):
+            sources = world()
+            sources.add(holder)
+            outcome, _ = run(deployment(), sources)
+            created = f"secret {NS}/{snap(DB)}"
+            assert (outcome.allowed, outcome.status_code) == (False, 503)
+            assert outcome.denial == (
+                f"configpin {why.format(f'configmap {NS}/{snap(CONFIG)}')}; snapshots created "
+                f"before the failure: {created}, retry the request"
+            )
 
     def test_nothing_written_says_so(self) -> None:
         sources = world()
@@ -382,5 +453,18 @@ class TestSelectors:
             {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]},
             {"matchExpressions": [{"key": "a b", "operator": "Exists"}]},
             {"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]},
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": ["b c"]}]},
+            {"matchLabels": ["a=b"], "matchExpressions": []},
+            {"matchLabels": {"a b": "c"}},
+            {"matchLabels": {f"{PREFIX_253}x/a": "b"}},  # a prefix over 253 characters
+            {"matchLabels": {f"{'n' * 64}": "b"}},  # a name over 63
         ):
             assert label_selector(selector) is None, selector
+
+    def test_a_key_at_the_longest_the_api_server_takes_is_a_query(self) -> None:
+        key = f"{PREFIX_253}/{'n' * 63}"
+        assert label_selector({"matchLabels": {key: "b"}}) == f"{key}=b"
+
+
+# A DNS subdomain of 253 characters, the longest a label key's prefix may be.
+PREFIX_253 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])

@@ -3,12 +3,14 @@ ReplicaSet the Deployment controls, i.e. one its selector matches and whose cont
 ownerReference is the Deployment (what the Deployment controller itself claims)."""
 
 import copy
+import itertools
 from typing import Any
 
 import pytest
 
+from app.admission.pinner import Policy
 from tests.fakes import MemorySources
-from tests.test_pinner import NS, cm, deployment, run, snap, template_names, world
+from tests.test_pinner import KEY, NS, cm, deployment, run, snap, template_names, world
 
 UID = "deployment-uid"
 SELECTOR = {"app": "web"}
@@ -90,3 +92,18 @@ def test_a_replica_set_the_deployment_does_not_control_is_no_rollback(
     outcome, patched = run(undo, sources, old=second)
     assert outcome.result == "pinned"
     assert template_names(patched)[0] == snap(EDITED)
+
+
+def test_a_lookup_past_the_review_deadline_is_not_started_and_says_what_it_was() -> None:
+    sources = world()
+    revision_one, second, undo = undo_of_revision_one(sources)
+    sources.add(replica_set(revision_one))
+    # Every call to the clock is one second: the namespace, four reads, then the lookup.
+    ticks = itertools.count()
+    policy = Policy(key=KEY, review_seconds=5.5, clock=lambda: float(next(ticks)))
+    outcome, _ = run(undo, sources, old=second, policy=policy)
+    assert (outcome.allowed, outcome.status_code) == (False, 503)
+    assert outcome.denial == (
+        f"configpin could not list replicasets of workload {NS}/{UID}: the review's deadline "
+        "of 5.5s passed; nothing was changed, retry the request"
+    )

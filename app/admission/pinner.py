@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from app.admission.sources import Sources, SourceUnavailableError
 from app.domain import labels, scope
@@ -260,22 +260,21 @@ class _Planner:
         self.names[ref.pointer] = name
         self.pins[f"{ref.kind}/{source}"] = name
 
-    def _check_claim(self, ref: Reference, claimed: str) -> Literal["true", "absent", "false"]:
-        """Whether the object `ref` names is a snapshot of `claimed`: "absent" when nothing
-        holds the name, "false" when something else does."""
+    def _claim_holds(self, ref: Reference, claimed: str) -> bool | None:
+        """Whether the object `ref` names is a snapshot of `claimed`; None when nothing
+        holds the name."""
         current = self.read(ref.kind, ref.name)
         if current is None:
-            return "absent"
-        proven = verified_source(current, ref.kind, self.namespace, self.key) == claimed
-        return "true" if proven else "false"
+            return None
+        return verified_source(current, ref.kind, self.namespace, self.key) == claimed
 
     def _brought(self, ref: Reference, claimed: str) -> None:
-        claim = self._check_claim(ref, claimed)
-        if claim == "false":
+        claim = self._claim_holds(ref, claimed)
+        if claim is False:
             self._plain(ref, ref.name)
             return
         self._pin(ref, claimed, ref.name)
-        if claim == "absent":  # a rollback to a snapshot deleted since
+        if claim is None:  # a rollback to a snapshot deleted since
             source = self.read(ref.kind, claimed)
             remade = _snapshot_of(source, ref.kind, self.key)
             if remade is not None and remade["metadata"]["name"] == ref.name:
@@ -284,7 +283,7 @@ class _Planner:
                 self.lost.append(f"{ref.kind} {self.namespace}/{ref.name}")
 
     def _carried(self, ref: Reference, claimed: str) -> None:
-        if self._check_claim(ref, claimed) == "false":
+        if self._claim_holds(ref, claimed) is False:
             self._plain(ref, ref.name)
             return
         source = self.read(ref.kind, claimed)

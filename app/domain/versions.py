@@ -478,7 +478,7 @@ def colored_diff(text: str) -> str:
         elif line.startswith("+"):
             out.append(_styled(line, GREEN))
         else:
-            out.append(_styled(line, ""))
+            out.append(f"{line}\n")
     return "".join(out)
 
 
