@@ -292,6 +292,9 @@ class Lags:
     # reaction), which only matters when the observer missed the template. Faults
     # stretch it.
     admission: float = 15.0
+    # A workload's version reaches the watch within this (the bound from its previous
+    # version, where a late lower bound would cry stale for nothing).
+    previous: float = 5.0
 
 
 def admission_start(upper: float, span: float, faults: Iterable[Fault]) -> float:
@@ -349,6 +352,7 @@ def content_violation(
     faults: Sequence[Fault],
     lags: Lags,
     template_seen: float | None = None,
+    previous_seen: float | None = None,
 ) -> str | None:
     """Why the snapshot `revision` pins for `source_key` is not a content its source held
     when the revision was admitted; None when it is, or when that cannot be judged.
@@ -357,7 +361,11 @@ def content_violation(
     template was written, so before both the moment the observer first saw that template
     on the workload (`template_seen`) and the revision's `creationTimestamp` (whole
     seconds, so one second is added); and it came at most `lags.admission` before that,
-    more when a fault overlapped. The snapshot's content
+    more when a fault overlapped. It also came after the workload's version before that
+    template was written: the API server runs the admission of an update on the object
+    it read, and writes only if that is still the latest. When the observer's watch saw
+    that version (at `previous_seen`, so written at most `lags.previous` before), the
+    window starts there, unless a fault may have held the watch back. The content
     must be one the source held at some moment of that window: never one it held only
     before (a stale read), only after (impossible unless a snapshot was replaced), or
     never (a wrong copy, or a snapshot of another source)."""
@@ -376,6 +384,10 @@ def content_violation(
     if earliest is None or earliest > upper:
         return None  # the source was first seen after the revision: nothing to judge with
     lower = admission_start(upper, lags.admission, faults)
+    if previous_seen is not None and previous_seen <= upper:
+        after = previous_seen - lags.previous
+        if not any(f.started < upper and f.ended > after for f in faults):
+            lower = max(lower, after)
     spans = [(a, b) for a, b, p in content_intervals(history, lags) if p == snapshot.fingerprint]
     where = f"{revision} pins {snapshot} of {kind} {revision.namespace}/{source}"
     if not spans:

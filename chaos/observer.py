@@ -163,6 +163,9 @@ class _State:
     unheld_since: dict[ObjectKey, float] = field(default_factory=dict)
     # (workload uid, template_key) -> when the observer first saw that template on it
     template_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    # ... and when its watch saw the workload's version just before that template
+    template_after: dict[tuple[str, str], float] = field(default_factory=dict)
+    workload_seen: dict[str, tuple[float, bool]] = field(default_factory=dict)  # (when, watched)
     watch_restarts: Counter[str] = field(default_factory=Counter)  # lists after the first
     created: set[str] = field(default_factory=set)  # snapshot uids created during the run
     deleted: set[str] = field(default_factory=set)
@@ -378,7 +381,7 @@ class Observer:
             obj["kind"] = kind  # list items carry no kind
             meta = obj.get("metadata") or {}
             listed.add((meta.get("namespace", ""), meta.get("name", "")))
-            self._apply(kind, "ADDED", obj, now)
+            self._apply(kind, "ADDED", obj, now, watched=False)
         for namespace, name in self._known_names(kind) - listed:
             self._forget(kind, namespace, name, now)
         return version
@@ -408,7 +411,7 @@ class Observer:
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind_of_event in ("ADDED", "MODIFIED", "DELETED"):
                     obj["kind"] = kind
-                    self._apply(kind, kind_of_event, obj, time.time())
+                    self._apply(kind, kind_of_event, obj, time.time(), watched=True)
         finally:
             with self._lock:
                 self._streams.pop(kind, None)
@@ -444,7 +447,10 @@ class Observer:
 
     # -- applying what was seen -----------------------------------------------------------
 
-    def _apply(self, kind: str, change: str, obj: dict[str, Any], now: float) -> None:
+    def _apply(
+        self, kind: str, change: str, obj: dict[str, Any], now: float, *, watched: bool
+    ) -> None:
+        """One object seen at `now`, through a watch event or a list."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace", "")
         if kind == "Event":
@@ -456,11 +462,11 @@ class Observer:
         if change == "DELETED":
             self._forget(kind, namespace, meta.get("name", ""), now)
         elif kind in HOLDER_KINDS:
-            self._holder_seen(holder_record(obj, kind), now)
+            self._holder_seen(holder_record(obj, kind), now, watched)
         elif kind in SOURCE_KIND:
             self._content_seen(kind, obj, now)
 
-    def _holder_seen(self, holder: Holder, now: float) -> None:
+    def _holder_seen(self, holder: Holder, now: float, watched: bool) -> None:
         name = (holder.kind, holder.namespace, holder.name)
         with self._lock:
             state = self._state
@@ -468,7 +474,7 @@ class Observer:
             state.holders[name] = holder
             self._index(name, previous, holder, now)
             if holder.kind in WORKLOAD_KINDS and holder.template is not None:
-                state.template_seen.setdefault((holder.uid, holder.template), now)
+                self._workload_seen(holder.uid, holder.template, now, watched)
             known = state.seen.keys()
             for missing in missing_snapshots(holder, state.present.keys(), known):
                 state.missing_checks.setdefault(
@@ -485,6 +491,18 @@ class Observer:
                 state.revision_checks.append(
                     _RevisionCheck(holder, due, due + SNAPSHOT_WAIT_SECONDS)
                 )
+
+    def _workload_seen(self, uid: str, template: str, now: float, watched: bool) -> None:
+        """When each template was first seen on the workload, and when the version before
+        it was (only from one watch: a list shows a version long after it was written)."""
+        state = self._state
+        key = (uid, template)
+        if key not in state.template_seen:
+            state.template_seen[key] = now
+            before = state.workload_seen.get(uid)
+            if watched and before is not None and before[1]:
+                state.template_after[key] = before[0]
+        state.workload_seen[uid] = (now, watched)
 
     def _index(
         self, name: tuple[str, str, str], before: Holder | None, after: Holder | None, now: float
@@ -677,11 +695,19 @@ class Observer:
             history = None
             if source is not None:
                 history = copy.deepcopy(self._state.sources.get((holder.namespace, *source)))
-            seen = None
+            seen = after = None
             if holder.owner is not None and holder.template is not None:
                 seen = self._state.template_seen.get((holder.owner, holder.template))
+                after = self._state.template_after.get((holder.owner, holder.template))
         return content_violation(
-            holder, source_key, snapshot, history, faults, self._lags, template_seen=seen
+            holder,
+            source_key,
+            snapshot,
+            history,
+            faults,
+            self._lags,
+            template_seen=seen,
+            previous_seen=after,
         )
 
     def _check_revisions_agree(self) -> None:

@@ -180,6 +180,21 @@ def test_a_revision_made_late_is_judged_from_when_its_template_was_written() -> 
     )
 
 
+def test_a_read_older_than_the_workloads_previous_version_is_stale() -> None:
+    """The API server admits an update on the version it read: a pin to content replaced
+    before that version was written is stale, even within the admission window."""
+    snap = snapshot_of("app", V1, T0 - 100)
+    revision = replica_set("web-rys", T0, snap)
+    journal = history((T0 - 100, V1), (T0 - 10, V2))
+    args = (revision, "configmap/app", snap, journal)
+    assert content_violation(*args, [], Lags(), template_seen=T0) is None  # within 15 s
+    stale = content_violation(*args, [], Lags(), template_seen=T0, previous_seen=T0 - 2)
+    assert stale is not None and "no longer held" in stale
+    # A fault may have held the watch back: the bound is not used then.
+    pause = [Fault("etcd-pause", T0 - 4, T0 - 1)]
+    assert content_violation(*args, pause, Lags(), template_seen=T0, previous_seen=T0 - 2) is None
+
+
 def test_a_workload_and_its_revisions_share_one_template_key() -> None:
     template = {
         "metadata": {"labels": {"app": "web"}, "annotations": {"configpin.io/pins": "{}"}},
