@@ -353,6 +353,7 @@ def content_violation(
     lags: Lags,
     template_seen: float | None = None,
     previous_seen: float | None = None,
+    request_sent: float | None = None,
 ) -> str | None:
     """Why the snapshot `revision` pins for `source_key` is not a content its source held
     when the revision was admitted; None when it is, or when that cannot be judged.
@@ -365,7 +366,10 @@ def content_violation(
     template was written: the API server runs the admission of an update on the object
     it read, and writes only if that is still the latest. When the observer's watch saw
     that version (at `previous_seen`, so written at most `lags.previous` before), the
-    window starts there, unless a fault may have held the watch back. The content
+    window starts there, unless a fault may have held the watch back. When the driver
+    said when it sent the request that made the template (`request_sent`, the latest
+    before the template was seen, within the admission window), the admission came after
+    it: so a read from a stale cache is caught however fresh. The content
     must be one the source held at some moment of that window: never one it held only
     before (a stale read), only after (impossible unless a snapshot was replaced), or
     never (a wrong copy, or a snapshot of another source)."""
@@ -388,6 +392,8 @@ def content_violation(
         after = previous_seen - lags.previous
         if not any(f.started < upper and f.ended > after for f in faults):
             lower = max(lower, after)
+    if request_sent is not None and upper - lags.admission <= request_sent <= upper:
+        lower = max(lower, request_sent)
     spans = [(a, b) for a, b, p in content_intervals(history, lags) if p == snapshot.fingerprint]
     where = f"{revision} pins {snapshot} of {kind} {revision.namespace}/{source}"
     if not spans:

@@ -166,6 +166,10 @@ class _State:
     # ... and when its watch saw the workload's version just before that template
     template_after: dict[tuple[str, str], float] = field(default_factory=dict)
     workload_seen: dict[str, tuple[float, bool]] = field(default_factory=dict)  # (when, watched)
+    workload_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> name
+    requests: dict[tuple[str, str, str], list[float]] = field(
+        default_factory=lambda: defaultdict(list)
+    )  # (kind, namespace, name) -> when each rollout request was sent
     watch_restarts: Counter[str] = field(default_factory=Counter)  # lists after the first
     created: set[str] = field(default_factory=set)  # snapshot uids created during the run
     deleted: set[str] = field(default_factory=set)
@@ -234,6 +238,13 @@ class Observer:
         print_ = fingerprint(self._key, source_kind, {"data": dict(data)})
         with self._lock:
             self._history((namespace, source_kind, name)).record(time.time(), print_)
+
+    def record_rollout(self, namespace: str, kind: str, name: str) -> None:
+        """Optional: called just before each request that changes a workload's template
+        (`kubectl set image`, `rollout restart`, `rollout undo`). Its admission comes after,
+        so a pin to content replaced before then is stale, however recently."""
+        with self._lock:
+            self._state.requests[(kind, namespace, name)].append(time.time())
 
     def record_fault(self, kind: str, started: float, ended: float) -> None:
         with self._lock:
@@ -475,6 +486,7 @@ class Observer:
             self._index(name, previous, holder, now)
             if holder.kind in WORKLOAD_KINDS and holder.template is not None:
                 self._workload_seen(holder.uid, holder.template, now, watched)
+                state.workload_names[holder.uid] = name
             known = state.seen.keys()
             for missing in missing_snapshots(holder, state.present.keys(), known):
                 state.missing_checks.setdefault(
@@ -695,10 +707,15 @@ class Observer:
             history = None
             if source is not None:
                 history = copy.deepcopy(self._state.sources.get((holder.namespace, *source)))
-            seen = after = None
+            seen = after = sent = None
             if holder.owner is not None and holder.template is not None:
-                seen = self._state.template_seen.get((holder.owner, holder.template))
-                after = self._state.template_after.get((holder.owner, holder.template))
+                state = self._state
+                seen = state.template_seen.get((holder.owner, holder.template))
+                after = state.template_after.get((holder.owner, holder.template))
+                workload = state.workload_names.get(holder.owner)
+                upper = seen if seen is not None else (holder.created or 0.0) + 1.0
+                if workload is not None:
+                    sent = max((t for t in state.requests[workload] if t <= upper), default=None)
         return content_violation(
             holder,
             source_key,
@@ -708,6 +725,7 @@ class Observer:
             self._lags,
             template_seen=seen,
             previous_seen=after,
+            request_sent=sent,
         )
 
     def _check_revisions_agree(self) -> None:

@@ -195,6 +195,19 @@ def test_a_read_older_than_the_workloads_previous_version_is_stale() -> None:
     assert content_violation(*args, pause, Lags(), template_seen=T0, previous_seen=T0 - 2) is None
 
 
+def test_a_read_older_than_the_rollout_request_is_stale() -> None:
+    """An edit, then at once a rollout: the pin must hold the edited content."""
+    snap = snapshot_of("app", V1, T0 - 100)
+    revision = replica_set("web-ryw", T0, snap)
+    journal = history((T0 - 100, V1), (T0 - 3, V2))
+    args = (revision, "configmap/app", snap, journal, [], Lags())
+    assert content_violation(*args, template_seen=T0) is None
+    stale = content_violation(*args, template_seen=T0, request_sent=T0 - 1)
+    assert stale is not None and "no longer held" in stale
+    # A request sent long before the template was seen did not make it: not used.
+    assert content_violation(*args, template_seen=T0, request_sent=T0 - 60) is None
+
+
 def test_a_workload_and_its_revisions_share_one_template_key() -> None:
     template = {
         "metadata": {"labels": {"app": "web"}, "annotations": {"configpin.io/pins": "{}"}},
