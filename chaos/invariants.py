@@ -404,7 +404,8 @@ def content_violation(
         return f"{where}: a content the source only got after the revision was created"
     return (
         f"{where}: a content the source no longer held when the revision was admitted "
-        f"(replaced more than {upper - lower:.0f}s before the revision was created)"
+        f"(replaced before its admission could start, {upper - lower:.0f}s or less before "
+        "its template was written)"
     )
 
 
