@@ -96,30 +96,24 @@ def patch_operations(
         for ref in references
         if names.get(ref.pointer, ref.name) != ref.name
     ]
+    return ops + annotation_operations(obj, metadata_pointer, labels.PINS, pins_value)
+
+
+def annotation_operations(
+    obj: Mapping[str, Any], metadata_pointer: str, key: str, value: str | None
+) -> list[dict[str, Any]]:
+    """JSON patch setting annotation `key` of the metadata at `metadata_pointer` to `value`
+    (None removes it); nothing when it already is."""
     metadata = resolve(obj, metadata_pointer)
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    current = annotations.get(labels.PINS) if isinstance(annotations, dict) else None
-    if pins_value == current:
-        return ops
-    key_pointer = f"{metadata_pointer}/annotations/{escape(labels.PINS)}"
-    if pins_value is None:
-        ops.append({"op": "remove", "path": key_pointer})
-    elif not isinstance(metadata, dict):
-        ops.append(
-            {
-                "op": "add",
-                "path": metadata_pointer,
-                "value": {"annotations": {labels.PINS: pins_value}},
-            }
-        )
-    elif not isinstance(annotations, dict):
-        ops.append(
-            {
-                "op": "add",
-                "path": f"{metadata_pointer}/annotations",
-                "value": {labels.PINS: pins_value},
-            }
-        )
-    else:
-        ops.append({"op": "add", "path": key_pointer, "value": pins_value})
-    return ops
+    current = annotations.get(key) if isinstance(annotations, dict) else None
+    if value == current:
+        return []
+    key_pointer = f"{metadata_pointer}/annotations/{escape(key)}"
+    if value is None:
+        return [{"op": "remove", "path": key_pointer}]
+    if not isinstance(metadata, dict):
+        return [{"op": "add", "path": metadata_pointer, "value": {"annotations": {key: value}}}]
+    if not isinstance(annotations, dict):
+        return [{"op": "add", "path": f"{metadata_pointer}/annotations", "value": {key: value}}]
+    return [{"op": "add", "path": key_pointer, "value": value}]
