@@ -11,6 +11,7 @@ import pytest
 from app.admission.pinner import OnFailure, Outcome, PinRequest, Policy, pin
 from app.domain import labels
 from app.domain.pointer import resolve
+from app.domain.rollonchange import ROLLED_FOR, Record, rollable
 from app.domain.workloads import (
     DAEMON_SET,
     DEPLOYMENT,
@@ -200,3 +201,36 @@ def test_every_workload_template_follows_the_workload_failure_setting(
     policy = Policy(key=KEY, kinds=POLICY.kinds, deployment_failure=OnFailure.ALLOW)
     outcome, _ = run(kind, workload(kind), sources, policy=policy)
     assert outcome.allowed and outcome.result == "failed-open"
+
+
+@pytest.mark.parametrize("kind", rollable(TEMPLATED), ids=lambda k: k.kind)
+def test_an_undo_keeps_the_newer_roll_on_change_record(kind: WorkloadKind) -> None:
+    """`kubectl rollout undo deployment` writes the old ReplicaSet's annotations, an older
+    record or none among them, over the Deployment's: the newer record is kept, the old
+    template and pins come back as they were."""
+    newer = Record(2, {"secret/db": "dddddddddd"}).encode()
+    older = Record(1, {"secret/db": "bbbbbbbbbb"}).encode()
+    sources = world()
+    _, first = run(kind, workload(kind, annotations={ROLLED_FOR: older}), sources)
+    changed = workload(kind, image="web:2", annotations={ROLLED_FOR: newer})
+    _, second = run(kind, changed, sources, old=first)
+    own = (
+        sources.replica_sets
+        if kind.rollbacks == Rollbacks.REPLICA_SETS
+        else sources.controller_revisions
+    )
+    own.append((NS, UID, copy.deepcopy(template_of(kind, first))))
+
+    _, undone = run(kind, copy.deepcopy(first), sources, old=second)
+    assert undone["metadata"]["annotations"] == {ROLLED_FOR: newer}
+    assert template_of(kind, undone) == template_of(kind, first)
+    without = copy.deepcopy(first)
+    del without["metadata"]["annotations"]
+    _, undone = run(kind, without, sources, old=second)
+    assert undone["metadata"]["annotations"] == {ROLLED_FOR: newer}
+
+    # An update that leaves the template alone is let through as written.
+    by_hand = copy.deepcopy(second)
+    by_hand["metadata"]["annotations"][ROLLED_FOR] = older
+    outcome, patched = run(kind, by_hand, sources, old=second)
+    assert outcome.patch == [] and patched["metadata"]["annotations"][ROLLED_FOR] == older

@@ -13,6 +13,7 @@ from app.domain.rollonchange import (
     Record,
     changed_sources,
     describe_change,
+    kept_record,
     newest_record,
     next_record,
     opted_in,
@@ -138,6 +139,30 @@ def test_records_round_trip_and_the_newest_wins() -> None:
     assert parse_record({"annotations": {ROLLED_FOR: '{"n": true, "sources": {}}'}}) is None
     assert newest_record([None, Record(1, {}), record, Record(2, {})]) == record
     assert newest_record([None]) is None
+
+
+def test_an_update_that_changes_the_template_never_takes_the_record_back() -> None:
+    newer = Record(2, {"secret/db": "dddddddddd"})
+    older = Record(1, {"secret/db": "bbbbbbbbbb"})
+
+    def deployment(record: Record | None, image: str) -> dict[str, Any]:
+        metadata = {"annotations": {ROLLED_FOR: record.encode()}} if record else {}
+        containers = [{"name": "app", "image": image}]
+        return {"metadata": metadata, "spec": {"template": {"spec": {"containers": containers}}}}
+
+    current = deployment(newer, "app:2")
+    # `kubectl rollout undo`: the old ReplicaSet's template and annotations, with or without
+    # a record (one made before the workload opted in).
+    assert kept_record(DEPLOYMENT, current, deployment(older, "app:1")) == newer.encode()
+    assert kept_record(DEPLOYMENT, current, deployment(None, "app:1")) == newer.encode()
+    # The controller's own rollout counts on; a record of the same number is the update's.
+    assert kept_record(DEPLOYMENT, current, deployment(Record(3, {}), "app:1")) is None
+    assert kept_record(DEPLOYMENT, current, deployment(Record(2, {}), "app:1")) is None
+    # An update that leaves the template alone is let through as written.
+    assert kept_record(DEPLOYMENT, current, deployment(None, "app:2")) is None
+    assert kept_record(DEPLOYMENT, current, deployment(older, "app:2")) is None
+    # Nothing to keep.
+    assert kept_record(DEPLOYMENT, deployment(None, "app:2"), deployment(None, "app:1")) is None
 
 
 def test_the_next_record_holds_every_tracked_source_and_counts_on() -> None:

@@ -7,7 +7,7 @@ offline `render` command.
 import copy
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +16,7 @@ from app.domain import labels, scope
 from app.domain.messages import listed
 from app.domain.pinning import (
     Pins,
+    annotation_operations,
     encode_pins,
     parse_pins,
     patch_operations,
@@ -25,6 +26,7 @@ from app.domain.pinning import (
 )
 from app.domain.pointer import resolve
 from app.domain.references import Reference, SourceKind, find_references
+from app.domain.rollonchange import ROLLED_FOR, kept_record
 from app.domain.selectors import label_selector
 from app.domain.snapshots import SOURCE_KIND, build_snapshot, source_name_of, verified_source
 from app.domain.workloads import Rollbacks, WorkloadKind, Workloads, controller_of, template_of
@@ -118,9 +120,10 @@ def pin_online(request: PinRequest, sources: Sources, policy: Policy) -> Outcome
     web layer asks that first, on the event loop, and does not ask it twice)."""
     guarded = _Guarded(sources, request.namespace, policy)
     try:
-        return _pin(request, guarded, policy)
+        outcome = _pin(request, guarded, policy)
     except SourceUnavailableError as error:
-        return _api_failure(request, policy, error, guarded.created)
+        outcome = _api_failure(request, policy, error, guarded.created)
+    return _keeping_record(request, outcome)
 
 
 def pin_offline(request: PinRequest, policy: Policy) -> Outcome | None:
@@ -128,6 +131,23 @@ def pin_offline(request: PinRequest, policy: Policy) -> Outcome | None:
     sequence needs the cluster. Decided first, so that an API outage never refuses an
     update that changes nothing (a label edit, a controller's own writes), and kept apart
     so that the web layer answers these reviews without leaving the event loop."""
+    decided = _pin_offline(request, policy)
+    return None if decided is None else _keeping_record(request, decided)
+
+
+def _keeping_record(request: PinRequest, outcome: Outcome) -> Outcome:
+    """An admitted update that would take roll-on-change's record back (`kubectl rollout
+    undo` writes a ReplicaSet's annotations over the Deployment's) keeps the newer one."""
+    if not outcome.allowed or request.old is None:
+        return outcome
+    kept = kept_record(request.kind, request.old, request.obj)
+    if kept is None:
+        return outcome
+    restore = annotation_operations(request.obj, "/metadata", ROLLED_FOR, kept)
+    return replace(outcome, patch=[*outcome.patch, *restore])
+
+
+def _pin_offline(request: PinRequest, policy: Policy) -> Outcome | None:
     kind, obj = request.kind, request.obj
     if request.operation not in kind.operations:
         return _SKIPPED

@@ -9,9 +9,11 @@ Each pass:
    namespaces where one opted in, page by page, keeping only the opted-in ones' name, uid,
    resourceVersion, record and the digests their templates pin;
 3. per namespace holding such a workload: its ReplicaSets (metadata only, for the records a
-   `kubectl rollout undo` moved there) and its ConfigMaps and Secrets, keeping only the
-   digest (HMAC under the cluster key, as the webhook names snapshots) of those referenced;
-4. per workload: roll (debounced, rate-limited per namespace), adopt, or leave it.
+   `kubectl rollout undo` the webhook did not see left there) and its ConfigMaps and Secrets,
+   keeping only the digest (HMAC under the cluster key, as the webhook names snapshots) of
+   those referenced;
+4. per workload: roll (debounced, rate-limited per namespace), adopt, bring its record up
+   from a ReplicaSet, or leave it.
 
 Why passes and not a watch of ConfigMaps and Secrets: what was acted on lives in the cluster
 (the workload's `configpin.io/rolled-for`), so a pass needs no memory of earlier passes to be
@@ -256,6 +258,12 @@ class RollOnChangeController:
             self._debounce.forget(workload.uid)
             if record_behind(workload.tracked, record, current):
                 self._adopt(workload, record, current, report)
+            elif record is not None and record != workload.record:
+                # Only a ReplicaSet holds it (an undo the webhook did not see): onto the
+                # workload, before revisionHistoryLimit prunes that ReplicaSet.
+                self._patch(
+                    workload, roll_patch(workload.kind, workload.resource_version, record, None)
+                )
             return
         signature = tuple((key, current[key]) for key in changed)
         now = self._clock()

@@ -10,12 +10,16 @@ written in the same update as `restartedAt`: `{"n": 3, "sources": {"secret/db": 
 record, never against the template's pins, so a rollback (`kubectl rollout undo`, `kubectl
 argo rollouts undo`) stays on its old snapshots until a source changes again.
 
-`kubectl rollout undo` of a Deployment replaces the Deployment's annotations with those of
-the ReplicaSet it goes back to; the deployment controller copies a Deployment's annotations to
-its ReplicaSets, so the record with the highest `n` among the workload and its ReplicaSets is
-the one in force. A workload with no record anywhere is compared against its pins, and its
-first record is written then (adopted), so a later undo finds it. A template that already pins
-a source's current content is never rolled for it; its record is brought up to date.
+`kubectl rollout undo` of a Deployment writes the annotations of the ReplicaSet it goes back
+to over the Deployment's: the webhook keeps the newer record in that update (`kept_record`),
+so the record outlives the ReplicaSets that `revisionHistoryLimit` prunes. (The undo of a
+Rollout, StatefulSet or DaemonSet writes the template only.) The deployment controller copies
+a Deployment's annotations to its ReplicaSets, so the record with the highest `n` among the
+workload and its ReplicaSets is the one in force, and one found only on a ReplicaSet (an undo
+the webhook did not see) is written back onto the workload. A workload with no record anywhere
+is compared against its pins, and its first record is written then (adopted), so a later undo
+finds it. A template that already pins a source's current content is never rolled for it; its
+record is brought up to date.
 """
 
 import json
@@ -28,7 +32,7 @@ from app.domain.naming import DIGEST_LENGTH
 from app.domain.pinning import parse_pins, snapshot_sources
 from app.domain.pointer import unescape
 from app.domain.references import find_references
-from app.domain.workloads import WorkloadKind
+from app.domain.workloads import WorkloadKind, template_of
 
 ROLLOUT_ON_CHANGE = "configpin.io/rollout-on-change"
 ROLLED_FOR = "configpin.io/rolled-for"
@@ -104,6 +108,20 @@ def parse_record(metadata: Mapping[str, Any] | None) -> Record | None:
     return Record(
         n, {k: v for k, v in sources.items() if isinstance(k, str) and isinstance(v, str)}
     )
+
+
+def kept_record(kind: WorkloadKind, old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The record an update must keep: the old object's, when the update changes the pod
+    template (as an undo does) and brings an older record or none. An update that leaves the
+    template alone is let through as written."""
+    kept = parse_record(old.get("metadata"))
+    if kept is None or template_of(kind, old) == template_of(kind, new):
+        return None
+    brought = parse_record(new.get("metadata"))
+    if brought is not None and brought.n >= kept.n:
+        return None
+    raw: str = _annotations(old.get("metadata"))[ROLLED_FOR]
+    return raw
 
 
 def newest_record(records: Iterable[Record | None]) -> Record | None:

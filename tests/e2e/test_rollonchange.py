@@ -1,6 +1,8 @@
 """Roll on change against the real control plane: `configpin controller` processes under
 the chart's controller identity roll opted-in Deployments when a source's content changes,
-once per change, never after an undo until a source changes again.
+once per change, never after an undo until a source changes again, not even once
+`revisionHistoryLimit` prunes the revision the undo left (StatefulSets, DaemonSets and Argo
+Rollouts too).
 
 Timings are shortened for tests: a pass every 0.5 s, edits 2 s apart or closer are one."""
 
@@ -12,8 +14,9 @@ from typing import Any
 import pytest
 
 from app.domain.pinning import parse_pins
-from app.domain.rollonchange import RESTARTED_AT, ROLLED_FOR, parse_record
+from app.domain.rollonchange import RESTARTED_AT, ROLLED_FOR, Record, parse_record
 from app.kube.api import RawApi
+from devkit.bluegreen import ROLLOUT_API, argo_rollouts
 from devkit.controllerproc import ControllerGroup, roll_on_change_group
 from devkit.kubectl import kubectl
 from devkit.kubeobjects import b64, eventually, get, items
@@ -24,6 +27,12 @@ DEBOUNCE = 2.0
 # Long enough for a pass to see an edit, wait out the debounce and roll.
 SETTLE = DEBOUNCE + 4.0
 OPT_IN = "configpin.io/rollout-on-change"
+API_VERSION = {
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Rollout": ROLLOUT_API,
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +111,54 @@ def deployment(namespace: str, name: str, opted_in: bool = True) -> dict[str, An
     }
 
 
+def workload(namespace: str, kind: str, history_limit: int) -> dict[str, Any]:
+    """`deployment(namespace, "web")` as another kind of the table, keeping at most
+    `history_limit` old revisions."""
+    obj = deployment(namespace, "web")
+    obj["apiVersion"], obj["kind"] = API_VERSION[kind], kind
+    spec = obj["spec"]
+    spec["revisionHistoryLimit"] = history_limit
+    if kind == "StatefulSet":
+        spec["serviceName"] = "web"
+    if kind == "DaemonSet":
+        del spec["replicas"]
+    if kind == "Rollout":
+        spec["strategy"] = {"canary": {}}  # no steps: straight to the new revision
+    return obj
+
+
+def revisions(admin: RawApi, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    """The ReplicaSets (Deployment, Rollout) or ControllerRevisions the workload controls."""
+    uid = stored(admin, namespace, name, kind)["metadata"]["uid"]
+    held = "ControllerRevision" if kind in ("StatefulSet", "DaemonSet") else "ReplicaSet"
+    return [
+        r
+        for r in items(admin, "apps/v1", held, namespace)
+        if any(o["uid"] == uid for o in r["metadata"].get("ownerReferences", []))
+    ]
+
+
+def undo(kubeconfig: str, namespace: str, kind: str, name: str) -> None:
+    """`kubectl rollout undo`, or `kubectl argo rollouts undo` for a Rollout."""
+    if kind == "Rollout":
+        argo_rollouts(kubeconfig, namespace, "undo", name)
+    else:
+        kubectl(kubeconfig, "-n", namespace, "rollout", "undo", f"{kind.lower()}/{name}")
+
+
+def prune_history(admin: RawApi, kubeconfig: str, namespace: str, kind: str, name: str) -> None:
+    """`revisionHistoryLimit: 0`: the workload's controller deletes every old revision."""
+    kubectl(
+        kubeconfig, "-n", namespace, "patch", kind.lower(), name, "--type=merge",
+        "-p", json.dumps({"spec": {"revisionHistoryLimit": 0}}),
+    )  # fmt: skip
+    eventually(
+        lambda: len(revisions(admin, namespace, kind, name)) == 1,
+        timeout=90,
+        what=f"the old revisions of {kind} {name} pruned",
+    )
+
+
 def edit_secret(kubeconfig: str, namespace: str, value: str) -> None:
     kubectl(
         kubeconfig, "-n", namespace, "patch", "secret", "db", "--type=merge",
@@ -109,10 +166,16 @@ def edit_secret(kubeconfig: str, namespace: str, value: str) -> None:
     )  # fmt: skip
 
 
-def template_pins(admin: RawApi, namespace: str, name: str) -> dict[str, str]:
-    found = get(admin, "apps/v1", "Deployment", namespace, name)
-    assert found is not None
-    return parse_pins(found["spec"]["template"]["metadata"])
+def stored(admin: RawApi, namespace: str, name: str, kind: str = "Deployment") -> dict[str, Any]:
+    found = get(admin, API_VERSION[kind], kind, namespace, name)
+    assert found is not None, f"{kind} {namespace}/{name}"
+    return found
+
+
+def template_pins(
+    admin: RawApi, namespace: str, name: str, kind: str = "Deployment"
+) -> dict[str, str]:
+    return parse_pins(stored(admin, namespace, name, kind)["spec"]["template"]["metadata"])
 
 
 def replica_sets(admin: RawApi, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -139,11 +202,11 @@ def restarted_at(admin: RawApi, namespace: str, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def adopted(admin: RawApi, namespace: str, name: str) -> dict[str, Any]:
+def adopted(admin: RawApi, namespace: str, name: str, kind: str = "Deployment") -> dict[str, Any]:
     """Wait until the controller has seen the workload (its first record)."""
 
     def recorded() -> dict[str, Any] | None:
-        found = get(admin, "apps/v1", "Deployment", namespace, name)
+        found = get(admin, API_VERSION[kind], kind, namespace, name)
         annotations = (found or {}).get("metadata", {}).get("annotations") or {}
         return found if ROLLED_FOR in annotations else None
 
@@ -214,6 +277,69 @@ def test_an_undo_is_not_rolled_forward_until_a_source_changes_again(
         lambda: (p := template_pins(admin, ns, "web")) != first and p, what="the next rollout"
     )
     assert third["secret/db"] not in (first["secret/db"], second["secret/db"])
+
+
+@pytest.mark.parametrize("kind", list(API_VERSION))
+def test_an_undo_stays_when_history_pruning_deletes_the_revision_it_left(
+    admin: RawApi, admin_kubeconfig: str, ns: str, kind: str
+) -> None:
+    """The revision the undo left held the newest record (a Deployment's undo writes the old
+    ReplicaSet's annotations over the Deployment's): once it is pruned, the workload is
+    still not rolled forward, and the next edit still rolls."""
+    if kind == "Rollout" and admin.get(f"/apis/{ROLLOUT_API}") is None:
+        pytest.skip("the dev cluster serves no Argo Rollouts API (scripts/dev-cluster)")
+    apply(admin_kubeconfig, *sources(ns), workload(ns, kind, history_limit=1))
+    adopted(admin, ns, "web", kind)
+    first = template_pins(admin, ns, "web", kind)
+    edit_secret(admin_kubeconfig, ns, "two")
+    wait_rolled(admin, ns, "web", 1)
+    second = eventually(
+        lambda: (p := template_pins(admin, ns, "web", kind)) != first and p, what="the rollout"
+    )
+    eventually(lambda: len(revisions(admin, ns, kind, "web")) == 2, what="two revisions")
+
+    undo(admin_kubeconfig, ns, kind, "web")
+    assert template_pins(admin, ns, "web", kind) == first
+    prune_history(admin, admin_kubeconfig, ns, kind, "web")
+    time.sleep(SETTLE)
+    assert template_pins(admin, ns, "web", kind) == first, "the undo was rolled forward"
+    assert len(rollouts_started(admin, ns, "web")) == 1
+
+    edit_secret(admin_kubeconfig, ns, "three")
+    wait_rolled(admin, ns, "web", 2)
+    third = eventually(
+        lambda: (p := template_pins(admin, ns, "web", kind)) != first and p,
+        what="the next rollout",
+    )
+    assert third["secret/db"] not in (first["secret/db"], second["secret/db"])
+
+
+def test_a_record_left_only_on_a_replicaset_is_written_back_onto_the_deployment(
+    admin: RawApi, admin_kubeconfig: str, ns: str
+) -> None:
+    """An undo the webhook did not see (made before it kept the record, or while it failed
+    open) leaves the Deployment with the older record: the controller brings the newest
+    one back from the ReplicaSet the undo left, before pruning deletes that."""
+    apply(admin_kubeconfig, *sources(ns), workload(ns, "Deployment", history_limit=1))
+    older = adopted(admin, ns, "web")["metadata"]["annotations"][ROLLED_FOR]
+    first = template_pins(admin, ns, "web")
+    edit_secret(admin_kubeconfig, ns, "two")
+    wait_rolled(admin, ns, "web", 1)
+    eventually(lambda: template_pins(admin, ns, "web") != first, what="the rollout")
+    eventually(lambda: len(revisions(admin, ns, "Deployment", "web")) == 2, what="two revisions")
+    undo(admin_kubeconfig, ns, "Deployment", "web")
+    # What the undo left before the webhook kept the record: the old ReplicaSet's.
+    kubectl(admin_kubeconfig, "-n", ns, "annotate", "--overwrite", "deployment", "web",
+            f"{ROLLED_FOR}={older}")  # fmt: skip
+    eventually(
+        lambda: (parse_record(stored(admin, ns, "web")["metadata"]) or Record(0, {})).n == 2,
+        timeout=30,
+        what="the newest record back on the Deployment",
+    )
+    prune_history(admin, admin_kubeconfig, ns, "Deployment", "web")
+    time.sleep(SETTLE)
+    assert template_pins(admin, ns, "web") == first, "the undo was rolled forward"
+    assert len(rollouts_started(admin, ns, "web")) == 1
 
 
 def test_quick_edits_make_one_rollout_and_unchanged_content_none(
