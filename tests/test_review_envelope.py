@@ -64,6 +64,8 @@ def invalid(where: str, what: str) -> str:
         ),
         (body(object=None), "the Pod review has no request.object"),
         (body(oldObject=[]), invalid("request.oldObject", "an object")),
+        (body(object={"metadata": True}), invalid("request.object.metadata", "an object")),
+        (body(oldObject={"metadata": "x"}), invalid("request.oldObject.metadata", "an object")),
         (body(dryRun="yes"), invalid("request.dryRun", "a boolean")),
         (body(operation=["CREATE"]), invalid("request.operation", "a string")),
         (body(operation=None), invalid("request.operation", "a string")),

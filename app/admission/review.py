@@ -85,6 +85,13 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
     old = request.get("oldObject")
     if old is not None and not isinstance(old, dict):
         raise BadReviewError("invalid AdmissionReview: request.oldObject: must be an object")
+    for where, checked in (("object", obj), ("oldObject", old)):
+        # Read all along the sequence (name, annotations, owners) as an object or absent.
+        metadata = (checked or {}).get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise BadReviewError(
+                f"invalid AdmissionReview: request.{where}.metadata: must be an object"
+            )
     dry_run = request.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise BadReviewError("invalid AdmissionReview: request.dryRun: must be a boolean")
