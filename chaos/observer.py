@@ -320,8 +320,11 @@ class Observer:
         for stream in streams:  # unblock reads waiting on a quiet watch
             with contextlib.suppress(OSError, ValueError, RuntimeError):  # already closed
                 stream.shutdown()
+        # One deadline for all: a thread inside a list waits for its timeout (they are
+        # daemons, so one left behind does not keep the process alive).
+        deadline = time.monotonic() + 10
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._transport.close()  # type: ignore[no-untyped-call]
 
     # -- watches --------------------------------------------------------------------------
