@@ -12,6 +12,7 @@ from app.domain.pinning import patch_operations, snapshot_sources, unpinned_temp
 from app.domain.pointer import escape, resolve
 from app.domain.references import find_references
 from app.domain.scope import live_references
+from app.domain.snapshots import build_snapshot, verified_source
 
 
 class TestLengths:
@@ -126,3 +127,31 @@ class TestHandEditedAnnotations:
     def test_plural_and_capitalised_kinds_in_the_live_list(self) -> None:
         meta = {"annotations": {labels.LIVE: "secrets/db,Secrets/tls,CONFIGMAPS/app"}}
         assert live_references(meta) == {"secret/db", "secret/tls", "configmap/app"}
+
+
+class TestVerifiedSource:
+    KEY = b"verified-source-key-0123456789ab"
+
+    def snapshot(self, name: str = "app-config") -> dict[str, Any]:
+        source = {"metadata": {"name": name, "namespace": "shop"}, "data": {"k": "v"}}
+        return build_snapshot(self.KEY, "configmap", source)
+
+    def test_a_snapshot_is_proven_by_its_name_under_the_key(self) -> None:
+        assert verified_source(self.snapshot(), "configmap", "shop", self.KEY) == "app-config"
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"immutable": False},  # could change after it is pinned to
+            {"kind": "Secret"},  # read as a ConfigMap, yet not one
+        ],
+    )
+    def test_each_property_it_must_have_is_checked_on_its_own(self, change: Any) -> None:
+        assert verified_source({**self.snapshot(), **change}, "configmap", "shop", self.KEY) is None
+
+    def test_without_configpins_labels_or_with_a_source_that_is_no_name_it_is_none(self) -> None:
+        unlabelled = self.snapshot()
+        unlabelled["metadata"]["labels"] = {}
+        assert verified_source(unlabelled, "configmap", "shop", self.KEY) is None
+        crafted = self.snapshot("../x")
+        assert verified_source(crafted, "configmap", "shop", self.KEY) is None

@@ -203,6 +203,17 @@ class TestBoundedWork:
         assert "deadline of 3.5s passed" in (outcome.denial or "")
         assert len(sources.reads) == 2 and sources.created == []
 
+    def test_a_create_past_the_deadline_names_the_snapshot_and_those_made_before(self) -> None:
+        ticks = itertools.count()
+        # The namespace, two reads, the first create: the second create is one too many.
+        policy = Policy(key=KEY, review_seconds=4.5, clock=lambda: float(next(ticks)))
+        outcome, _ = run(deployment(), world(), policy=policy)
+        assert outcome.denial == (
+            f"configpin could not create snapshot configmap {NS}/{snap(CONFIG)}: the review's "
+            f"deadline of 4.5s passed; snapshots created before the failure: secret "
+            f"{NS}/{snap(DB)}, retry the request"
+        )
+
     def test_a_long_list_of_missing_sources_is_capped_in_the_message(self) -> None:
         spec, _ = self.many_sources(60)
         outcome, _ = run(deployment(spec), world(CONFIG, DB))
