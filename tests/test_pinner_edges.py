@@ -6,6 +6,8 @@ import copy
 import itertools
 from typing import Any
 
+import pytest
+
 from app.admission.pinner import OnMissing, Policy
 from app.admission.sources import SourceUnavailableError
 from app.domain import labels
@@ -214,10 +216,26 @@ class TestBoundedWork:
             f"{NS}/{snap(DB)}, retry the request"
         )
 
+    @pytest.mark.parametrize(
+        ("seconds", "call"),
+        [(0.5, f"read namespace {NS}"), (1.5, f"read secret {NS}/db")],
+    )
+    def test_a_read_past_the_deadline_names_what_it_would_have_read(
+        self, seconds: float, call: str
+    ) -> None:
+        ticks = itertools.count()
+        policy = Policy(key=KEY, review_seconds=seconds, clock=lambda: float(next(ticks)))
+        outcome, _ = run(deployment(), world(), policy=policy)
+        assert outcome.denial == (
+            f"configpin could not {call}: the review's deadline of {seconds}s passed; "
+            "nothing was changed, retry the request"
+        )
+
     def test_a_long_list_of_missing_sources_is_capped_in_the_message(self) -> None:
         spec, _ = self.many_sources(60)
         outcome, _ = run(deployment(spec), world(CONFIG, DB))
         [warning] = outcome.warnings
+        assert outcome.unpinned == 60  # each reference left unpinned is counted
         assert warning.endswith("and 50 more") and "configmap shop/c0" in warning
         assert len(warning) < 400
 
