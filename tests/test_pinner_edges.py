@@ -137,6 +137,22 @@ class TestPlatformData:
         _, patched = run(bare_pod(spec), sources)
         assert patched["spec"]["volumes"][-1] == service_account_volume()
         assert (NS, "configmap", "kube-root-ca.crt") not in sources.reads
+        assert template_names(patched) == (snap(CONFIG), snap(DB), snap(CONFIG))  # the rest
+
+    def test_only_a_projected_token_volume_is_the_service_accounts(self) -> None:
+        # Named like it, without a token: a volume like any other, pinned. A volume that is
+        # not an object (no API server sends one) does not hide the real one after it.
+        look_alike = service_account_volume()
+        look_alike["projected"]["sources"] = [{"configMap": {"name": "app-config"}}, "x"]
+        spec = pod_spec()
+        spec["volumes"] += [look_alike, None, service_account_volume()]
+        refs = find_references(spec, "/spec")
+        assert [r.live_by_default for r in refs if r.pointer.startswith("/spec/volumes/1/")] == [
+            False
+        ]
+        assert [r.live_by_default for r in refs if r.pointer.startswith("/spec/volumes/3/")] == [
+            True
+        ]
 
     def test_published_ca_bundles_stay_live_by_name_and_the_list_extends(self) -> None:
         spec = pod_spec()
@@ -176,6 +192,13 @@ class TestBoundedWork:
         spec = pod_spec()
         spec["volumes"] = [{"name": f"v{i}", "configMap": {"name": f"c{i}"}} for i in range(count)]
         return spec, [cm(f"c{i}", {"k": str(i)}) for i in range(count)]
+
+    def test_exactly_as_many_sources_as_the_cap_are_pinned(self) -> None:
+        spec, objects = self.many_sources(3)  # and app-config, db: five
+        outcome, _ = run(
+            deployment(spec), world(CONFIG, DB, *objects), policy=Policy(key=KEY, max_sources=5)
+        )
+        assert outcome.result == "pinned"
 
     def test_more_distinct_sources_than_the_cap_follows_the_kinds_failure_setting(self) -> None:
         spec, objects = self.many_sources(6)
@@ -229,6 +252,16 @@ class TestBoundedWork:
         assert outcome.denial == (
             f"configpin could not {call}: the review's deadline of {seconds}s passed; "
             "nothing was changed, retry the request"
+        )
+
+    def test_a_call_at_the_deadline_itself_still_starts(self) -> None:
+        ticks = itertools.count()
+        # The namespace, two reads (the second at 3s, the deadline): the first create is late.
+        policy = Policy(key=KEY, review_seconds=3, clock=lambda: float(next(ticks)))
+        outcome, _ = run(deployment(), world(), policy=policy)
+        assert outcome.denial == (
+            f"configpin could not create snapshot secret {NS}/{snap(DB)}: the review's "
+            "deadline of 3s passed; nothing was changed, retry the request"
         )
 
     def test_a_long_list_of_missing_sources_is_capped_in_the_message(self) -> None:
