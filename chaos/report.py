@@ -26,6 +26,11 @@ def violations(results: Mapping[str, Any]) -> int:
     return sum(int(i["violations"]) for i in results["invariants"].values())
 
 
+def passed(results: Mapping[str, Any]) -> bool:
+    """No violation, and every planned fault was injected (else the run proves less)."""
+    return violations(results) == 0 and not results["faults"]["failed"]
+
+
 def table(results: Mapping[str, Any]) -> str:
     rows: list[tuple[str, str]] = []
 
@@ -48,6 +53,8 @@ def table(results: Mapping[str, Any]) -> str:
         },
     )
     section("faults injected", results["faults"]["injected"])
+    if results["faults"]["failed"]:
+        section("faults that failed to inject (the run is void)", results["faults"]["failed"])
     section("admissions by outcome", results["admissions"])
     section("snapshots", results["snapshots"])
     section(
@@ -66,6 +73,8 @@ def table(results: Mapping[str, Any]) -> str:
     if examples:
         lines += ["violations, first examples:", *examples]
     lines.append(f"VIOLATIONS: {violations(results)}")
+    if results["faults"]["failed"]:
+        lines.append(f"FAULTS NOT INJECTED: {sum(results['faults']['failed'].values())}")
     return "\n".join(lines)
 
 
