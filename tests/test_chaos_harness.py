@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from chaos import faults
+from chaos import faults, report
 from chaos.lb import LoadBalancer
 from chaos.processes import Fleet, Member, Samples, counters
 from chaos.workload import Source, denial_of, layout
@@ -220,3 +220,10 @@ def test_counts_are_summed_over_process_lifetimes() -> None:
     fleet.restart("counting")
     member.count = 2
     assert fleet.totals() == {("n_total", ()): 7}
+
+
+def test_a_run_passes_only_with_no_violation_and_every_fault_injected() -> None:
+    clean = {"invariants": {"a": {"violations": 0}}, "faults": {"failed": {}}}
+    assert report.passed(clean)
+    assert not report.passed({**clean, "invariants": {"a": {"violations": 1}}})
+    assert not report.passed({**clean, "faults": {"failed": {faults.APISERVER_RESTART: 1}}})
