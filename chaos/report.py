@@ -63,6 +63,10 @@ def table(results: Mapping[str, Any]) -> str:
     )
     section("denials seen by kubectl", results["denials"] or {"none": 0})
     section("process exits not injected (restarted)", results["restarts"] or {"none": 0})
+    section(
+        "cluster components that exited (restarted)",
+        results["cluster_components_restarted"] or {"none": 0},
+    )
     width = max(len(label) for label, _ in rows) + 2
     lines = [f"{label:<{width}}{value}" for label, value in rows]
     examples = [

@@ -11,10 +11,12 @@ import argparse
 import logging
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -103,6 +105,8 @@ class Run:
         self.driver: Driver | None = None
         self.threads: list[threading.Thread] = []
         self.phases: dict[str, float] = {}
+        self.revived: Counter[str] = Counter()  # cluster components started again
+        self.closing = threading.Event()
 
     # -- the run
 
@@ -115,6 +119,7 @@ class Run:
         with self._phase("cluster up"):
             self.cluster_started = True
             kubeconfig = start_cluster(self.cluster_dir)
+            threading.Thread(target=self._revive, name="revive", daemon=True).start()
             admin = RawApi(connect(kubeconfig), timeout_seconds=30)
             self.observer = observer = Observer(admin, NAMESPACES)
             observer.start()
@@ -238,6 +243,17 @@ class Run:
             faults.SNAPSHOT_BURST: snapshot_burst,
         }
 
+    def _revive(self) -> None:
+        """A kubelet's part for the cluster's own components: start again what exited."""
+        while not self.closing.wait(5):
+            try:
+                revived = cluster_command(self.cluster_dir, "revive").split()
+            except subprocess.CalledProcessError:
+                continue
+            self.revived.update(revived)
+            for name in revived:
+                log.warning("%s had exited; started again", name)
+
     def _record_fault(self, window: Window) -> None:
         assert self.observer is not None
         self.observer.record_fault(window.kind, window.started, window.ended)
@@ -297,6 +313,7 @@ class Run:
             "denials_observed": checked.get("denials", {}),
             "memory": checked.get("memory", {}),
             "restarts": dict(fleet.restarts),
+            "cluster_components_restarted": dict(self.revived),
             "burst_creates": dict(driver.bursts),
             "kubectl": {"retries": driver.retries, "given_up": dict(driver.errors)},
             "load_balancer": {
@@ -335,6 +352,7 @@ class Run:
 
     def close(self) -> None:
         """Stop everything this run started, in reverse order; each step on its own."""
+        self.closing.set()
         steps: list[tuple[str, Callable[[], None]]] = []
         if self.driver is not None:
             steps.append(("workload", self.driver.stop.set))

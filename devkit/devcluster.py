@@ -116,10 +116,18 @@ def start_cluster(cluster_dir: Path) -> str:
     return _kubeconfig_of(result)
 
 
-def cluster_command(cluster_dir: Path, *command: str) -> None:
-    """`scripts/dev-cluster COMMAND...` for the cluster in `cluster_dir`; raises on failure."""
+def cluster_command(cluster_dir: Path, *command: str) -> str:
+    """`scripts/dev-cluster COMMAND...` for the cluster in `cluster_dir`; its stdout. Raises
+    on failure."""
     env = dict(os.environ, CONFIGPIN_CLUSTER_DIR=str(cluster_dir))
-    subprocess.run([str(DEV_CLUSTER), *command], env=env, stdin=subprocess.DEVNULL, check=True)
+    return subprocess.run(
+        [str(DEV_CLUSTER), *command],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def stop_cluster(cluster_dir: Path) -> None:
