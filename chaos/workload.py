@@ -42,6 +42,8 @@ class Journal(Protocol):
 
     def record_denial(self, reason: str, message: str) -> None: ...
 
+    def record_rollout(self, namespace: str, kind: str, name: str) -> None: ...
+
 
 def denial_of(stderr: str) -> tuple[str, str] | None:
     """(reason, message) when kubectl's error is an admission denial: configpin's own
@@ -300,6 +302,8 @@ class Driver:
 
     def _rollout(self, w: Workload, action: str) -> bool:
         where = ("-n", w.namespace)
+        # Before the request: its admission, and so its pins, can only come after this.
+        self.journal.record_rollout(w.namespace, w.kind, w.name)
         if action == "image":
             with self._lock:
                 self._image += 1
