@@ -27,8 +27,13 @@ def violations(results: Mapping[str, Any]) -> int:
 
 
 def passed(results: Mapping[str, Any]) -> bool:
-    """No violation, and every planned fault was injected (else the run proves less)."""
-    return violations(results) == 0 and not results["faults"]["failed"]
+    """No violation, every planned fault injected and every watch of the observer alive
+    to the end (else the run proves less)."""
+    return (
+        violations(results) == 0
+        and not results["faults"]["failed"]
+        and not results["observer"]["errors"]
+    )
 
 
 def table(results: Mapping[str, Any]) -> str:
@@ -61,6 +66,7 @@ def table(results: Mapping[str, Any]) -> str:
         "invariants (violations)",
         {name: found["violations"] for name, found in results["invariants"].items()},
     )
+    section("checked by the observer", results["observer"]["checked"])
     section("denials seen by kubectl", results["denials"] or {"none": 0})
     section("process exits not injected (restarted)", results["restarts"] or {"none": 0})
     section(
@@ -79,6 +85,8 @@ def table(results: Mapping[str, Any]) -> str:
     lines.append(f"VIOLATIONS: {violations(results)}")
     if results["faults"]["failed"]:
         lines.append(f"FAULTS NOT INJECTED: {sum(results['faults']['failed'].values())}")
+    for error in results["observer"]["errors"]:
+        lines.append(f"OBSERVER FAILED (its invariants went unwatched): {error}")
     return "\n".join(lines)
 
 

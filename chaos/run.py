@@ -309,6 +309,12 @@ class Run:
                 "deleted (watched)": observed.get("deleted", 0),
             },
             "invariants": checked["invariants"],
+            # What the observer checked, and any watch thread of it that died: its invariants
+            # then went unwatched, so such a run proves less and does not pass.
+            "observer": {
+                "checked": checked.get("checked", {}),
+                "errors": checked.get("observer_errors", []),
+            },
             "denials": dict(sorted(driver.denials.items())),
             "denials_observed": checked.get("denials", {}),
             "memory": checked.get("memory", {}),

@@ -223,7 +223,12 @@ def test_counts_are_summed_over_process_lifetimes() -> None:
 
 
 def test_a_run_passes_only_with_no_violation_and_every_fault_injected() -> None:
-    clean = {"invariants": {"a": {"violations": 0}}, "faults": {"failed": {}}}
+    clean = {
+        "invariants": {"a": {"violations": 0}},
+        "faults": {"failed": {}},
+        "observer": {"errors": []},
+    }
     assert report.passed(clean)
+    assert not report.passed({**clean, "observer": {"errors": ["watch of pods: KeyError"]}})
     assert not report.passed({**clean, "invariants": {"a": {"violations": 1}}})
     assert not report.passed({**clean, "faults": {"failed": {faults.APISERVER_RESTART: 1}}})
