@@ -56,6 +56,10 @@ class LoadBalancer:
         self._tasks.add(task)
         try:
             await self._relay(reader, writer)
+        except asyncio.CancelledError:
+            # Closing: cancelled on purpose. Returning ends the task normally, which spares
+            # the stream protocol's callback (Python 3.11) logging it as an error.
+            pass
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -6,6 +6,7 @@ import base64
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -71,6 +72,17 @@ def test_connections_take_turns_between_backends(two_backends: tuple[int, int]) 
     a, b = two_backends
     assert answers == [str(a), str(b), str(a), str(b)]
     assert lb.connections == {a: 2, b: 2}
+
+
+def test_stopping_with_a_connection_in_flight_logs_no_error(
+    two_backends: tuple[int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    lb = LoadBalancer(two_backends)
+    port = lb.start()
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        time.sleep(0.3)  # relayed to a backend that waits for a first line
+        lb.stop()
+    assert "Exception" not in caplog.text
 
 
 def test_a_backend_that_is_down_is_skipped() -> None:
