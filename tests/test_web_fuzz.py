@@ -207,31 +207,54 @@ def test_random_bytes(body: bytes) -> None:
     check(body, None)
 
 
-def test_deep_nesting_is_a_400_not_a_recursion_error() -> None:
-    base = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "operation": "UPDATE",
-            "namespace": NS,
-            "object": {"spec": {"template": {"spec": {"x": "NEST"}}}},
-            "oldObject": {"spec": {"template": {"spec": {}}}},
-        },
-    }
-    # 900 levels parse but break recursive copies; the parser itself stops 100,000; the
-    # object sits 6 levels down, so 95 more make the first depth over the limit of 100.
-    for depth in (95, 900, 100_000):
-        nested = "[" * depth + "]" * depth
-        body = json.dumps(base).replace('"NEST"', nested).encode()
-        metrics = Metrics()
-        client = TestClient(
-            create_app(Admission(sources(), Policy(key=KEY), metrics), metrics, lambda: True)
+def nested_review(kind: dict[str, str], obj: dict[str, Any], depth: int) -> bytes:
+    """A review of `obj` whose "NEST" placeholder becomes `depth` nested lists: an UPDATE
+    of a workload, the CREATE of a Pod."""
+    request: dict[str, Any] = {"uid": "u-1", "kind": kind, "namespace": NS, "object": obj}
+    if kind["kind"] == "Pod":
+        request["operation"] = "CREATE"
+    else:
+        request["operation"] = "UPDATE"
+        request["oldObject"] = {"spec": {"template": {"spec": {}}}}
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    return json.dumps(review).replace('"NEST"', "[" * depth + "]" * depth).encode()
+
+
+DEPLOYMENT = {"group": "apps", "version": "v1", "kind": "Deployment"}
+POD = {"group": "", "version": "v1", "kind": "Pod"}
+
+
+def webhook_client() -> TestClient:
+    metrics = Metrics()
+    return TestClient(
+        create_app(Admission(sources(), Policy(key=KEY), metrics), metrics, lambda: True)
+    )
+
+
+def test_a_pod_template_nested_too_deep_is_a_400_not_a_recursion_error() -> None:
+    client = webhook_client()
+    deep_template = {"spec": {"template": {"spec": {"x": "NEST"}}}}
+    # The template is level 1 and its spec level 2: 99 more make 101, over the limit of
+    # 100; 900 parse but would break the recursive copies; the parser itself stops 100,000.
+    for depth in (99, 900, 100_000):
+        http = client.post(
+            "/mutate", content=nested_review(DEPLOYMENT, deep_template, depth), headers=JSON
         )
-        http = client.post("/mutate", content=body, headers=JSON)
         message = http.json()["error"]
         assert http.status_code == 400, depth
         assert "nests deeper" in message or "depth limit" in message, message
-    at_the_limit = json.dumps(base).replace('"NEST"', "[" * 94 + "]" * 94).encode()
+    at_the_limit = nested_review(DEPLOYMENT, deep_template, 98)
     assert client.post("/mutate", content=at_the_limit, headers=JSON).status_code == 200
+
+
+def test_depth_outside_a_pod_template_is_answered() -> None:
+    """Only a workload's pod template is copied and compared; the rest of a review (a
+    Deployment's managedFields, any field of a Pod) is read along fixed paths, at any depth
+    the parser takes."""
+    client = webhook_client()
+    managed = {"metadata": {"managedFields": [{"fieldsV1": "NEST"}]}, "spec": {"template": {}}}
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "x": "NEST"}]}}
+    for kind, obj in ((DEPLOYMENT, managed), (POD, pod)):
+        http = client.post("/mutate", content=nested_review(kind, obj, 900), headers=JSON)
+        assert http.status_code == 200, (kind, http.text)
+        assert http.json()["response"]["allowed"] is True

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 
 from app.admission.pinner import Outcome
-from app.domain.workloads import Workloads
+from app.domain.workloads import WorkloadKind, Workloads, template_of
 
 API_VERSION = "admission.k8s.io/v1"
 # Kubernetes truncates longer warnings; keep each one readable on a terminal line.
 MAX_WARNING_LENGTH = 120
-# Real Pods and Deployments nest about 20 levels deep, managedFields included.
+# Real pod templates nest about 15 levels deep.
 MAX_DEPTH = 100
 
 
@@ -57,12 +57,6 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
         raise BadReviewError(f"the body is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
         raise BadReviewError("the body must be a JSON object (an AdmissionReview)")
-    # Nesting cannot be deeper than the brackets that open it: counting them (in C) spares
-    # the level-by-level walk for every ordinary review.
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _deeper_than(raw, MAX_DEPTH):
-        # Copies, comparisons and patches of the object recurse: refuse what they could not
-        # handle (no Pod or Deployment comes near this depth).
-        raise BadReviewError(f"the body nests deeper than {MAX_DEPTH} levels")
     if raw.get("apiVersion") != API_VERSION or raw.get("kind") != "AdmissionReview":
         raise BadReviewError(f"expected kind AdmissionReview, apiVersion {API_VERSION}")
     request = raw.get("request")
@@ -76,7 +70,8 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
         _string(gvk, "version", "request.kind.version"),
         _string(gvk, "kind", "request.kind.kind", required=True),
     )
-    if kinds.find(kind.group, kind.kind) is None:
+    workload = kinds.find(kind.group, kind.kind)
+    if workload is None:
         # The kind is not echoed: nothing from the body goes into errors or logs.
         raise BadReviewError("request.kind is not one of the kinds configpin pins")
     obj = request.get("object")
@@ -85,6 +80,8 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
     old = request.get("oldObject")
     if old is not None and not isinstance(old, dict):
         raise BadReviewError("invalid AdmissionReview: request.oldObject: must be an object")
+    if _template_too_deep(body, workload, obj, old):
+        raise BadReviewError(f"the pod template nests deeper than {MAX_DEPTH} levels")
     for where, checked in (("object", obj), ("oldObject", old)):
         # Read all along the sequence (name, annotations, owners) as an object or absent.
         metadata = (checked or {}).get("metadata")
@@ -106,6 +103,25 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
             old_object=old,
             dry_run=dry_run,
         )
+    )
+
+
+def _template_too_deep(
+    body: bytes, workload: WorkloadKind, obj: dict[str, Any], old: dict[str, Any] | None
+) -> bool:
+    """Whether a pod template nests too deep for the copies and comparisons of it, which
+    recurse: refused rather than failed half way. A Pod is only read along fixed paths,
+    whatever its depth (its managedFields alone open more brackets than the limit)."""
+    if workload.is_pod:
+        return False
+    # Nesting cannot be deeper than the brackets that open it: counting them (in C) spares
+    # the walk for every small review.
+    if body.count(b"{") + body.count(b"[") <= MAX_DEPTH:
+        return False
+    return any(
+        _deeper_than(template_of(workload, checked), MAX_DEPTH)
+        for checked in (obj, old)
+        if checked is not None
     )
 
 

@@ -2,12 +2,11 @@
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import anyio.to_thread
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -46,9 +45,9 @@ def create_app(admission: Admission, metrics: Metrics, ready: Callable[[], bool]
 
 
 class MutateEndpoint:
-    """Every admission review goes through `/mutate`, so it is answered here, in front of
-    the framework: FastAPI's routing, middleware and dependency resolution cost a no-op
-    route about twice what the plain ASGI call does, more than the review itself."""
+    """Every admission review goes through `/mutate`, so it is answered here, in plain ASGI
+    in front of the framework: FastAPI's routing, middleware and dependency resolution, and
+    even Starlette's request and response objects, cost more than the review itself."""
 
     def __init__(self, admission: Admission, metrics: Metrics, rest: ASGIApp) -> None:
         self._admission = admission
@@ -59,57 +58,83 @@ class MutateEndpoint:
         if scope["type"] != "http" or scope["path"] != "/mutate":
             await self._rest(scope, receive, send)
             return
-        request = Request(scope, receive)
-        if request.method != "POST":
-            response: Response = JSONResponse(
-                {"error": "method not allowed"}, status_code=405, headers={"allow": "POST"}
-            )
+        headers = [JSON_CONTENT]
+        if scope["method"] != "POST":
+            status, body = 405, _error_body("method not allowed")
+            headers.append((b"allow", b"POST"))
         else:
             try:
-                response = await self._answer(request)
+                answered = await self._answer(scope, receive)
             except Exception as error:
                 # Admission turns its own failures into answers; this is the web layer's.
                 # The type only: a message could quote the body.
                 log.error("internal error answering a review: %s", type(error).__name__)
-                response = JSONResponse({"error": "internal error"}, status_code=500)
-        await response(scope, receive, send)
+                answered = 500, _error_body("internal error")
+            if answered is None:
+                return  # the client went away: nobody to answer
+            status, body = answered
+        headers.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
-    async def _answer(self, request: Request) -> Response:
-        metrics, admission = self._metrics, self._admission
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes] | None:
+        admission = self._admission
+        content_type, declared = _content_headers(scope)
         if content_type != "application/json":
-            return _error(metrics, 415, "expected Content-Type application/json")
-        body = await _read_capped(request)
+            return self._refuse(415, "expected Content-Type application/json")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return self._refuse(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        body = await _read_capped(receive)
         if body is None:
-            return _error(metrics, 413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+            return None
+        if len(body) > MAX_BODY_BYTES:
+            return self._refuse(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
             review = parse_review(body, admission.kinds)
         except BadReviewError as error:
-            return _error(metrics, 400, str(error))
+            return self._refuse(400, str(error))
         # Most reviews (Pods of a pinned ReplicaSet) are decided by the object alone and
         # answered here; the Kubernetes client is synchronous, so the rest go to a thread.
         answer = admission.review_offline(review)
         if answer is None:
             answer = await anyio.to_thread.run_sync(admission.review_online, review)
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return 200, orjson.dumps(answer)
+
+    def _refuse(self, status: int, message: str) -> tuple[int, bytes]:
+        self._metrics.bad_requests.labels(status=str(status)).inc()
+        log.warning("refused a request with %d: %s", status, message)
+        return status, _error_body(message)
 
 
-async def _read_capped(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
+JSON_CONTENT = (b"content-type", b"application/json")
+
+
+def _content_headers(scope: Scope) -> tuple[str, str]:
+    """The request's media type (lowercase, parameters dropped) and declared length."""
+    content_type = declared = ""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1").split(";")[0].strip().lower()
+        elif name == b"content-length":
+            declared = value.decode("latin-1")
+    return content_type, declared
+
+
+async def _read_capped(receive: Receive) -> bytes | None:
+    """The whole body, or as much as shows it is over the cap; None when the client
+    disconnected first."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
             return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if size > MAX_BODY_BYTES or not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def _error(metrics: Metrics, status: int, message: str) -> JSONResponse:
-    metrics.bad_requests.labels(status=str(status)).inc()
-    log.warning("refused a request with %d: %s", status, message)
-    content: dict[str, Any] = {"error": message}
-    return JSONResponse(content, status_code=status)
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
