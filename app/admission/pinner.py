@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.admission.sources import Sources, SourceUnavailableError
 from app.domain import labels, scope
@@ -65,8 +65,7 @@ class Policy:
         return self.pod_failure if kind.is_pod else self.deployment_failure
 
 
-@dataclass(frozen=True)
-class PinRequest:
+class PinRequest(NamedTuple):  # made on every review: cheaper than a frozen dataclass
     kind: WorkloadKind
     operation: str
     namespace: str
@@ -95,8 +94,7 @@ class Outcome:
     api_failure: bool = False
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):  # made on every review, as is PinRequest
     """Where the pod spec and the metadata carrying the pins sit in the object."""
 
     spec_pointer: str

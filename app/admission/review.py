@@ -6,8 +6,7 @@ model costs more than the review itself on the hot path, and the objects stay ra
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -25,17 +24,18 @@ class BadReviewError(ValueError):
     """The request is not a review configpin can answer: an HTTP 400, not a denial."""
 
 
-@dataclass(frozen=True)
-class GroupVersionKind:
+# Named tuples rather than frozen dataclasses: made on every review, where a frozen
+# dataclass's field-by-field `object.__setattr__` costs several times more.
+class GroupVersionKind(NamedTuple):
     group: str
     version: str
     kind: str
 
 
-@dataclass(frozen=True)
-class AdmissionRequest:
+class AdmissionRequest(NamedTuple):
     uid: str
     kind: GroupVersionKind
+    workload: WorkloadKind  # the table's entry for `kind`
     operation: str
     namespace: str
     name: str
@@ -44,8 +44,7 @@ class AdmissionRequest:
     dry_run: bool
 
 
-@dataclass(frozen=True)
-class AdmissionReview:
+class AdmissionReview(NamedTuple):
     request: AdmissionRequest
 
 
@@ -96,6 +95,7 @@ def parse_review(body: bytes, kinds: Workloads) -> AdmissionReview:
         AdmissionRequest(
             uid=_string(request, "uid", "request.uid"),  # present: checked first
             kind=kind,
+            workload=workload,
             operation=_string(request, "operation", "request.operation", required=True),
             namespace=_string(request, "namespace", "request.namespace"),
             name=_string(request, "name", "request.name"),

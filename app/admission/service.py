@@ -69,8 +69,7 @@ class Admission:
         self, review: AdmissionReview, decide: Callable[[PinRequest], Outcome | None]
     ) -> dict[str, Any] | None:
         request = review.request
-        kind = self.kinds.find(request.kind.group, request.kind.kind)
-        assert kind is not None  # parse_review refuses a kind not in the table
+        kind = request.workload
         started = time.perf_counter()
         pin_request = PinRequest(
             kind=kind,

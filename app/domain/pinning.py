@@ -5,6 +5,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from app.domain import labels
 from app.domain.pointer import escape, resolve
@@ -19,8 +20,8 @@ def parse_pins(metadata: Mapping[str, Any] | None) -> Pins:
     if not isinstance(raw, str):
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return {}
     if not isinstance(value, dict):
         return {}

@@ -89,6 +89,9 @@ def serve(
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
+        # The API server calls the webhook directly: there is no proxy whose headers to
+        # trust, and the middleware that reads them would run on every review.
+        proxy_headers=False,
     )
     config.load()
     assert config.ssl is not None
