@@ -68,11 +68,9 @@ def webhook_identity(
     )
 
 
-def service_account_kubeconfig(
-    admin: RawApi, admin_kubeconfig: str, namespace: str, account: str, path: Path
-) -> str:
-    """A kubeconfig for the same cluster that authenticates with a token of `account`."""
-    token = admin.request(
+def service_account_token(admin: RawApi, namespace: str, account: str) -> str:
+    """A bearer token of `account`, valid for a day (TokenRequest)."""
+    answer = admin.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
         body={
@@ -80,7 +78,16 @@ def service_account_kubeconfig(
             "kind": "TokenRequest",
             "spec": {"expirationSeconds": 86400},
         },
-    )["status"]["token"]
+    )
+    token: str = answer["status"]["token"]
+    return token
+
+
+def service_account_kubeconfig(
+    admin: RawApi, admin_kubeconfig: str, namespace: str, account: str, path: Path
+) -> str:
+    """A kubeconfig for the same cluster that authenticates with a token of `account`."""
+    token = service_account_token(admin, namespace, account)
     cluster = yaml.safe_load(Path(admin_kubeconfig).read_text())["clusters"][0]["cluster"]
     config = {
         "apiVersion": "v1",
