@@ -61,7 +61,7 @@ clean:
 
 # Admission cost against baselines measured in the same run (handler under wrk over TLS, Pod
 # and Deployment creates through the dev cluster, memory under steady load): one table, and
-# the same figures in benchmarks/results.json. About 10 minutes; BENCH_ARGS="--soak-seconds 60".
+# the same figures in benchmarks/results.json. About 15 minutes; BENCH_ARGS="--soak-seconds 60".
 bench: install cluster-build
 	@command -v wrk >/dev/null || { echo "make bench needs wrk, the HTTP load generator:" \
 		"apt-get install -y wrk (Debian/Ubuntu)"; exit 1; }

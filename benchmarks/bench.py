@@ -448,7 +448,7 @@ def top_frames(collapsed: list[Path], count: int = 12) -> list[tuple[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5, help="per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server and level")
+    parser.add_argument("--rounds", type=int, default=5, help="wrk runs per server and level")
     parser.add_argument("--soak-seconds", type=float, default=300, help="steady load for memory")
     parser.add_argument("--pod-seconds", type=float, default=4, help="Pod creates per round")
     # Paced clients: as fast as answered, the 2 cores are saturated and the figures are
