@@ -207,15 +207,17 @@ def test_random_bytes(body: bytes) -> None:
     check(body, None)
 
 
-def nested_review(kind: dict[str, str], obj: dict[str, Any], depth: int) -> bytes:
+def nested_review(
+    kind: dict[str, str], obj: dict[str, Any], depth: int, old: dict[str, Any] | None = None
+) -> bytes:
     """A review of `obj` whose "NEST" placeholder becomes `depth` nested lists: an UPDATE
-    of a workload, the CREATE of a Pod."""
+    of a workload (from `old`), the CREATE of a Pod."""
     request: dict[str, Any] = {"uid": "u-1", "kind": kind, "namespace": NS, "object": obj}
     if kind["kind"] == "Pod":
         request["operation"] = "CREATE"
     else:
         request["operation"] = "UPDATE"
-        request["oldObject"] = {"spec": {"template": {"spec": {}}}}
+        request["oldObject"] = old or {"spec": {"template": {"spec": {}}}}
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
     return json.dumps(review).replace('"NEST"', "[" * depth + "]" * depth).encode()
 
@@ -245,6 +247,10 @@ def test_a_pod_template_nested_too_deep_is_a_400_not_a_recursion_error() -> None
         assert "nests deeper" in message or "depth limit" in message, message
     at_the_limit = nested_review(DEPLOYMENT, deep_template, 98)
     assert client.post("/mutate", content=at_the_limit, headers=JSON).status_code == 200
+    # The old object's template is compared too.
+    shallow = {"spec": {"template": {"spec": {}}}}
+    deep_old = nested_review(DEPLOYMENT, shallow, 99, old=deep_template)
+    assert client.post("/mutate", content=deep_old, headers=JSON).status_code == 400
 
 
 def test_depth_outside_a_pod_template_is_answered() -> None:
