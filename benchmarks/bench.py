@@ -465,6 +465,8 @@ def main() -> None:
     try:
         figures = run(args, kubeconfig, workdir)
     finally:
+        # It holds the run's certificates, HMAC key and ServiceAccount tokens.
+        shutil.rmtree(workdir, ignore_errors=True)
         if started:
             teardown_cluster()
     rows = table_rows(figures)
