@@ -211,8 +211,9 @@ def test_an_undo_keeps_the_newer_roll_on_change_record(kind: WorkloadKind) -> No
     newer = Record(2, {"secret/db": "dddddddddd"}).encode()
     older = Record(1, {"secret/db": "bbbbbbbbbb"}).encode()
     sources = world()
-    _, first = run(kind, workload(kind, annotations={ROLLED_FOR: older}), sources)
-    changed = workload(kind, image="web:2", annotations={ROLLED_FOR: newer})
+    annotations = {ROLLED_FOR: older, "team": "shop"}
+    _, first = run(kind, workload(kind, annotations=annotations), sources)
+    changed = workload(kind, image="web:2", annotations={ROLLED_FOR: newer, "team": "shop"})
     _, second = run(kind, changed, sources, old=first)
     own = (
         sources.replica_sets
@@ -222,7 +223,11 @@ def test_an_undo_keeps_the_newer_roll_on_change_record(kind: WorkloadKind) -> No
     own.append((NS, UID, copy.deepcopy(template_of(kind, first))))
 
     _, undone = run(kind, copy.deepcopy(first), sources, old=second)
-    assert undone["metadata"]["annotations"] == {ROLLED_FOR: newer}
+    # Only the record is set back: the rest of the metadata stays as the undo wrote it.
+    assert undone["metadata"] == {
+        **first["metadata"],
+        "annotations": {**annotations, ROLLED_FOR: newer},
+    }
     assert template_of(kind, undone) == template_of(kind, first)
     without = copy.deepcopy(first)
     del without["metadata"]["annotations"]
